@@ -1,0 +1,288 @@
+// sd-webui-fooocus: style picker behaviour (filter as you type, selected styles first, hover preview).
+//
+// The picker is a gradio CheckboxGroup with the class "fooocus-styles-group" and the elem_id
+// "<prefix>_styles"; its search box is "<prefix>_styles_search". Style names come from user files, so
+// they are only ever written into the page through textContent / properties, never as HTML.
+// Reordering uses the CSS `order` property: gradio owns the DOM nodes and must not see them moved.
+
+(function () {
+    "use strict";
+
+    var GROUP_CLASS = "fooocus-styles-group";
+    var HIDDEN_CLASS = "fooocus-style-hidden";
+    var SELECTED_CLASS = "fooocus-style-selected";
+    var STYLES_URL = "fooocus/v1/styles";
+    var pickers = new Map(); // group element -> picker state
+    var previews = null; // Map name -> absolute preview URL
+    var previewsPromise = null;
+
+    function root() {
+        return typeof gradioApp === "function" ? gradioApp() : document;
+    }
+
+    function labelsOf(group) {
+        return Array.prototype.filter.call(group.querySelectorAll("label"), function (label) {
+            return label.querySelector('input[type="checkbox"]') !== null;
+        });
+    }
+
+    function nameOf(label) {
+        var span = label.querySelector("span");
+        return (span ? span.textContent : label.textContent || "").trim();
+    }
+
+    function isChecked(label) {
+        var input = label.querySelector('input[type="checkbox"]');
+        return input !== null && input.checked;
+    }
+
+    function queryWords(picker) {
+        var box = picker.searchBox();
+        var text = box ? box.value || "" : "";
+        return text.toLowerCase().split(/\s+/).filter(function (word) {
+            return word.length > 0;
+        });
+    }
+
+    function setClass(element, name, on) {
+        // Touch the class attribute only on a real change, so our own MutationObserver stays quiet.
+        if (element.classList.contains(name) !== on) {
+            element.classList.toggle(name, on);
+        }
+    }
+
+    // The selection order: kept from clicks; names checked by other means (paste, refresh, defaults)
+    // are appended in page order.
+    function reconcileSelection(picker, labels) {
+        var checked = labels.filter(isChecked).map(nameOf);
+        var kept = picker.selection.filter(function (name) {
+            return checked.indexOf(name) !== -1;
+        });
+        checked.forEach(function (name) {
+            if (kept.indexOf(name) === -1) {
+                kept.push(name);
+            }
+        });
+        picker.selection = kept;
+    }
+
+    function refreshPicker(picker) {
+        var labels = labelsOf(picker.group);
+        reconcileSelection(picker, labels);
+        var words = queryWords(picker);
+        var visible = 0;
+        labels.forEach(function (label, index) {
+            var name = nameOf(label);
+            var position = picker.selection.indexOf(name);
+            var selected = position !== -1;
+            var lower = name.toLowerCase();
+            var matches = words.every(function (word) {
+                return lower.indexOf(word) !== -1;
+            });
+            var show = selected || matches;
+            setClass(label, HIDDEN_CLASS, !show);
+            setClass(label, SELECTED_CLASS, selected);
+            var order = String(selected ? position - 100000 : index);
+            if (label.style.order !== order) {
+                label.style.order = order;
+            }
+            if (show) {
+                visible += 1;
+            }
+        });
+        picker.group.setAttribute("data-fooocus-visible", String(visible));
+    }
+
+    function absolutePreviewUrl(url) {
+        if (typeof url !== "string" || url === "") {
+            return null;
+        }
+        try {
+            var base = new URL(".", document.baseURI);
+            var resolved = new URL(url.replace(/^\/+/, ""), base);
+            return resolved.origin === window.location.origin ? resolved.href : null;
+        } catch (error) {
+            return null;
+        }
+    }
+
+    function loadPreviews(force) {
+        if (previewsPromise && !force) {
+            return previewsPromise;
+        }
+        previewsPromise = fetch(new URL(STYLES_URL, new URL(".", document.baseURI)).href)
+            .then(function (response) {
+                return response.ok ? response.json() : {styles: [], special: []};
+            })
+            .then(function (data) {
+                var map = new Map();
+                (data.styles || []).concat(data.special || []).forEach(function (item) {
+                    var url = absolutePreviewUrl(item && item.preview_url);
+                    if (url && typeof item.name === "string") {
+                        map.set(item.name, url);
+                    }
+                });
+                previews = map;
+                return map;
+            })
+            .catch(function () {
+                previews = new Map();
+                return previews;
+            });
+        return previewsPromise;
+    }
+
+    function previewBox() {
+        var box = document.getElementById("fooocus-style-preview");
+        if (box === null) {
+            box = document.createElement("div");
+            box.id = "fooocus-style-preview";
+            box.className = "fooocus-style-preview";
+            var image = document.createElement("img");
+            image.alt = "";
+            var caption = document.createElement("div");
+            caption.className = "fooocus-style-preview-caption";
+            box.appendChild(image);
+            box.appendChild(caption);
+            document.body.appendChild(box);
+        }
+        return box;
+    }
+
+    function showPreview(name, event) {
+        var url = previews ? previews.get(name) : null;
+        var box = previewBox();
+        if (!url) {
+            box.classList.remove("fooocus-style-preview-visible");
+            return;
+        }
+        var image = box.querySelector("img");
+        if (image.src !== url) {
+            image.src = url;
+        }
+        box.querySelector(".fooocus-style-preview-caption").textContent = name;
+        box.style.left = Math.min(event.clientX + 16, window.innerWidth - 150) + "px";
+        box.style.top = Math.min(event.clientY + 16, window.innerHeight - 170) + "px";
+        box.classList.add("fooocus-style-preview-visible");
+    }
+
+    function hidePreview() {
+        var box = document.getElementById("fooocus-style-preview");
+        if (box !== null) {
+            box.classList.remove("fooocus-style-preview-visible");
+        }
+    }
+
+    function labelFromEvent(group, event) {
+        var label = event.target && event.target.closest ? event.target.closest("label") : null;
+        return label !== null && group.contains(label) ? label : null;
+    }
+
+    function attach(group) {
+        if (pickers.has(group)) {
+            return;
+        }
+        var prefix = group.id.replace(/_styles$/, "");
+        var picker = {
+            group: group,
+            selection: [],
+            searchBox: function () {
+                var wrapper = root().querySelector("#" + CSS.escape(prefix + "_styles_search"));
+                return wrapper ? wrapper.querySelector("textarea, input") : null;
+            },
+        };
+        pickers.set(group, picker);
+
+        group.addEventListener("change", function (event) {
+            var label = labelFromEvent(group, event);
+            if (label !== null) {
+                var name = nameOf(label);
+                picker.selection = picker.selection.filter(function (item) {
+                    return item !== name;
+                });
+                if (isChecked(label)) {
+                    picker.selection.push(name);
+                }
+            }
+            refreshPicker(picker);
+        });
+        group.addEventListener("mouseover", function (event) {
+            var label = labelFromEvent(group, event);
+            if (label === null) {
+                return;
+            }
+            var name = nameOf(label);
+            if (previews === null) {
+                loadPreviews(false).then(function () {
+                    showPreview(name, event);
+                });
+            } else {
+                showPreview(name, event);
+            }
+        });
+        group.addEventListener("mouseout", function (event) {
+            if (labelFromEvent(group, event) !== null) {
+                hidePreview();
+            }
+        });
+
+        var refreshButton = root().querySelector("#" + CSS.escape(prefix + "_styles_refresh"));
+        if (refreshButton !== null) {
+            refreshButton.addEventListener("click", function () {
+                window.setTimeout(function () {
+                    loadPreviews(true);
+                }, 1500);
+            });
+        }
+        new MutationObserver(function () {
+            refreshPicker(picker);
+        }).observe(group, {childList: true, subtree: true, attributes: true, attributeFilter: ["class"]});
+        refreshPicker(picker);
+    }
+
+    // One delegated listener: the search box may be rendered after the group (closed accordions).
+    function onSearchInput(event) {
+        var target = event.target;
+        if (!target || !target.closest) {
+            return;
+        }
+        var wrapper = target.closest('[id$="_styles_search"]');
+        if (wrapper === null) {
+            return;
+        }
+        var prefix = wrapper.id.replace(/_styles_search$/, "");
+        pickers.forEach(function (picker, group) {
+            if (group.id === prefix + "_styles") {
+                refreshPicker(picker);
+            }
+        });
+    }
+
+    var listening = false;
+
+    function attachAll() {
+        if (!listening) {
+            listening = true;
+            root().addEventListener("input", onSearchInput);
+        }
+        root().querySelectorAll("." + GROUP_CLASS).forEach(function (element) {
+            // gradio puts elem_classes on the block; the elem_id tells the prefix.
+            if (/_styles$/.test(element.id || "")) {
+                attach(element);
+            }
+        });
+    }
+
+    window.fooocusStyles = {attachAll: attachAll, refresh: function () {
+        pickers.forEach(refreshPicker);
+    }, loadPreviews: loadPreviews};
+
+    if (typeof onUiLoaded === "function") {
+        onUiLoaded(attachAll);
+    } else {
+        document.addEventListener("DOMContentLoaded", attachAll);
+    }
+    if (typeof onUiUpdate === "function") {
+        onUiUpdate(attachAll);
+    }
+})();

@@ -1,0 +1,244 @@
+"""One-click import of Fooocus's own styles (not bundled: they are part of a GPL repository).
+
+Downloads the six `sdxl_styles/*.json` files of Fooocus at a pinned commit (and, on request, the 279
+preview JPEGs) into the user styles folder. Every file is checked against its sha256 and written
+atomically: it is streamed into a temporary file in the destination folder and renamed into place
+only when complete and correct, so a failed, truncated or wrong file never appears under its name.
+
+The base URL is configurable (argument, or $SD_WEBUI_FOOOCUS_STYLES_BASE_URL) for mirrors and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lib_fooocus.styles import PREVIEW_FOLDER, default_user_styles_dir
+
+logger = logging.getLogger(__name__)
+
+FOOOCUS_COMMIT = "59f183ab9b8e4a4bbf0fb8bc43886e19e8dfdfae"
+DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/lllyasviel/Fooocus/{FOOOCUS_COMMIT}/sdxl_styles/"
+BASE_URL_ENV = "SD_WEBUI_FOOOCUS_STYLES_BASE_URL"
+
+FOOOCUS_STYLE_SHA256: dict[str, str] = {
+    "sdxl_styles_fooocus.json": "1251fd16ac0862e99a6ecb1969e10cef13af43b9a1ddd715013cd6d7c856e0f9",
+    "sdxl_styles_sai.json": "a70cfade8c71bc697a188a5f7f9eed531c2ac7446fcb6044114dbabaef5103fb",
+    "sdxl_styles_mre.json": "150db608f01912ea68a8f6f2c1f946dd1f123c68eb7ece61965dda978385210e",
+    "sdxl_styles_twri.json": "3296a6a0b0572924e792dd330b374e12900f18deae05bf9158b9295ec2a96761",
+    "sdxl_styles_diva.json": "6a0d06f876628c85f7aec07e1aeb841dd2b34e4aff0e6eda61ec74e96fab5150",
+    "sdxl_styles_marc_k3nt3l.json": "8381c538d3ed15b99d4bfab5229c73466cab92cd5a458264f91098fe2f72fcdd",
+}
+PREVIEW_HASHES_FILE = Path(__file__).with_name("fooocus_preview_sha256.txt")
+
+MAX_STYLE_FILE_BYTES = 1 << 20  # the real files are 4-25 KB
+MAX_PREVIEW_BYTES = 1 << 20  # the real previews are at most 49 KB
+CHUNK_BYTES = 1 << 16
+
+
+class StyleImportError(RuntimeError):
+    """A download failed. `failures` maps each failed file name to what went wrong."""
+
+    def __init__(self, failures: Mapping[str, str]):
+        self.failures = dict(failures)
+        lines = "; ".join(f"{name}: {why}" for name, why in self.failures.items())
+        super().__init__(f"{len(self.failures)} file(s) could not be imported: {lines}")
+
+
+@dataclass
+class ImportResult:
+    folder: Path
+    downloaded: list[str] = field(default_factory=list)
+    already_present: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        text = f"{len(self.downloaded)} downloaded, {len(self.already_present)} already present"
+        if self.failures:
+            text += f", {len(self.failures)} failed"
+        return f"{text} (in {self.folder})"
+
+
+def preview_hashes() -> dict[str, str]:
+    """File name → sha256 of Fooocus's preview images at the pinned commit."""
+    table: dict[str, str] = {}
+    for line in PREVIEW_HASHES_FILE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            table[name.strip()] = digest
+    return table
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    url = base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def import_fooocus_styles(
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    base_url: str | None = None,
+    expected: Mapping[str, str] = FOOOCUS_STYLE_SHA256,
+    previews: bool = False,
+    expected_previews: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    workers: int = 4,
+    progress: Callable[[str], None] | None = None,
+) -> ImportResult:
+    """Download Fooocus's style files (and previews) into `dest` (default: the user styles folder).
+
+    Files already present with the right hash are left alone. Failures are collected, not raised:
+    check `result.ok` / `result.failures` (or call `raise_for_failures`)."""
+    folder = Path(dest).expanduser() if dest else default_user_styles_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    url = resolve_base_url(base_url)
+    result = ImportResult(folder)
+    jobs = [(name, digest, folder / name, url + name, MAX_STYLE_FILE_BYTES) for name, digest in expected.items()]
+    if previews:
+        samples = folder / PREVIEW_FOLDER
+        samples.mkdir(exist_ok=True)
+        table = preview_hashes() if expected_previews is None else expected_previews
+        jobs += [
+            (f"{PREVIEW_FOLDER}/{name}", digest, samples / name, f"{url}{PREVIEW_FOLDER}/{name}", MAX_PREVIEW_BYTES)
+            for name, digest in table.items()
+        ]
+
+    def run(job: tuple[str, str, Path, str, int]) -> tuple[str, str | None, bool]:
+        label, digest, target, source, limit = job
+        if target.is_file() and sha256_of_file(target) == digest:
+            return label, None, False
+        try:
+            download_verified(source, target, digest, limit=limit, timeout=timeout)
+        except (OSError, ValueError) as exc:
+            return label, str(exc), False
+        return label, None, True
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for label, error, fetched in pool.map(run, jobs):
+            if error:
+                result.failures[label] = error
+                logger.warning("Fooocus styles import: %s: %s", label, error)
+            elif fetched:
+                result.downloaded.append(label)
+            else:
+                result.already_present.append(label)
+            if progress:
+                progress(f"{label}: {'failed: ' + error if error else 'ok'}")
+    return result
+
+
+def raise_for_failures(result: ImportResult) -> ImportResult:
+    if result.failures:
+        raise StyleImportError(result.failures)
+    return result
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_verified(url: str, target: Path, sha256: str, *, limit: int, timeout: float = 60.0) -> None:
+    """Stream `url` into a temporary file next to `target`, check size and sha256, then rename it
+    into place. On any problem the temporary file is removed and `target` is left untouched.
+    Raises OSError (network, HTTP, disk) or ValueError (too big, truncated, wrong hash)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "sd-webui-fooocus"})
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        digest = hashlib.sha256()
+        size = 0
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+            declared = response.headers.get("Content-Length")
+            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                size += len(chunk)
+                if size > limit:
+                    msg = f"{url} is larger than {limit} bytes; refusing it"
+                    raise ValueError(msg)
+                digest.update(chunk)
+                out.write(chunk)
+        if declared is not None and declared.isdigit() and int(declared) != size:
+            msg = f"{url}: download truncated ({size} of {declared} bytes)"
+            raise ValueError(msg)
+        if digest.hexdigest() != sha256:
+            msg = (f"{url}: sha256 {digest.hexdigest()} does not match the expected {sha256} "
+                   "(truncated download or a changed file; check the base URL)")
+            raise ValueError(msg)
+        os.replace(temp, target)
+    except urllib.error.HTTPError as exc:
+        msg = f"{url}: HTTP {exc.code} {exc.reason}"
+        raise OSError(msg) from exc
+    except urllib.error.URLError as exc:
+        msg = f"{url}: cannot connect ({exc.reason})"
+        raise OSError(msg) from exc
+    except http.client.HTTPException as exc:
+        msg = f"{url}: download broken off ({type(exc).__name__}: {exc})"
+        raise OSError(msg) from exc
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def find_fooocus_styles_dir(path: str | os.PathLike[str]) -> Path:
+    """Accept a Fooocus install folder or its `sdxl_styles` folder; return the folder holding the
+    style JSON files. Raises ValueError naming the path when neither holds any."""
+    folder = Path(path).expanduser()
+    for candidate in (folder / "sdxl_styles", folder):
+        if candidate.is_dir() and any(candidate.glob("*.json")):
+            return candidate
+    msg = (f"{folder} is not a Fooocus install or its sdxl_styles folder (no style .json files found); "
+           "point it at the folder that holds sdxl_styles_fooocus.json")
+    raise ValueError(msg)
+
+
+def import_a1111_csv(
+    csv_path: str | os.PathLike[str], dest: str | os.PathLike[str] | None = None
+) -> tuple[Path, int, list[str]]:
+    """Convert an A1111 `styles.csv` into a Fooocus-format file `a1111_<name>.json` in `dest` (default:
+    the user styles folder). A1111's rule for styles without `{prompt}` becomes a '{prompt}, ...'
+    template. Returns the written path, the number of styles and the warnings about skipped rows.
+    (A CSV placed in a styles folder is also read directly; converting makes it editable as JSON.)"""
+    from lib_fooocus.styles import StyleLibrary
+
+    source = Path(csv_path).expanduser()
+    if not source.is_file():
+        msg = f"{source} does not exist or is not a file; give the path of an A1111 styles.csv"
+        raise ValueError(msg)
+    library = StyleLibrary.load([source])
+    if library.warnings and not library.styles:
+        raise ValueError("; ".join(library.warnings))
+    folder = Path(dest).expanduser() if dest else default_user_styles_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"a1111_{source.stem}.json"
+    entries = [{"name": s.name, "prompt": s.prompt, "negative_prompt": s.negative_prompt}
+               for s in library.styles.values()]
+    write_text_atomic(target, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    return target, len(entries), list(library.warnings)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp_name, target)
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)

@@ -1,0 +1,142 @@
+"""REST routes for styles, added to the WebUI's FastAPI app (call from `on_app_started`).
+
+    GET  /fooocus/v1/styles[?search=WORD]      every style: name, prompt, negative_prompt, source, preview_url
+    POST /fooocus/v1/styles/apply              {prompt, negative_prompt, styles, seed[, expansion]} -> the parts
+    GET  /fooocus/v1/styles/preview/{key}.jpg  a style's preview image (only files the library knows)
+
+Bodies are parsed here rather than by pydantic models, so the routes behave the same under fastapi
+0.94/pydantic 1 (A1111) and 0.104/pydantic 2 (Forge). Every input problem is a 422 whose `detail`
+says what is wrong; unknown style names are listed in `unknown_styles`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lib_fooocus.styles import SPECIAL_NAMES, StyleLibrary, UnknownStyleError, preview_key
+
+API_PREFIX = "/fooocus/v1"
+APPLY_FIELDS = ("prompt", "negative_prompt", "styles", "seed", "expansion")
+
+
+class RequestError(ValueError):
+    pass
+
+
+def preview_url(key: str, prefix: str = API_PREFIX) -> str:
+    return f"{prefix}/styles/preview/{key}.jpg"
+
+
+def styles_payload(library: StyleLibrary, search: str = "", prefix: str = API_PREFIX) -> dict[str, Any]:
+    """What GET /styles returns; also used by the UI."""
+
+    def url_for(name: str) -> str | None:
+        return preview_url(preview_key(name), prefix) if library.preview_path(name) else None
+
+    styles = [
+        {**{k: v for k, v in style.to_dict().items() if k != "has_preview"}, "preview_url": url_for(style.name)}
+        for style in library.search(search)
+    ]
+    return {
+        "styles": styles,
+        "special": [{"name": name, "preview_url": url_for(name)} for name in SPECIAL_NAMES],
+        "default_selection": library.default_selection(),
+        "warnings": list(library.warnings),
+    }
+
+
+def apply_payload(library: StyleLibrary, body: Any) -> dict[str, Any]:
+    """What POST /styles/apply returns for a parsed JSON body. Raises RequestError or UnknownStyleError."""
+    from lib_fooocus.prompt_assembly import plan_prompt
+
+    prompt, negative, styles, seed, expansion = _read_apply_body(body)
+    plan = plan_prompt(library, prompt, negative, styles, seed)
+    return {
+        "positive_parts": plan.positive_parts,
+        "negative_parts": plan.negative_parts,
+        "styles": plan.styles,
+        "expansion_requested": plan.expansion_requested,
+        "prompt": plan.positive_text(expansion),
+        "negative_prompt": plan.negative_text(),
+    }
+
+
+def _read_apply_body(body: Any) -> tuple[str, str, list[str], int | None, str]:
+    if not isinstance(body, dict):
+        msg = "the body must be a JSON object {prompt, negative_prompt, styles, seed}"
+        raise RequestError(msg)
+    errors = []
+    unknown = [k for k in body if k not in APPLY_FIELDS]
+    if unknown:
+        errors.append(f"unknown field(s) {', '.join(map(repr, unknown))}; known fields: {', '.join(APPLY_FIELDS)}")
+    texts = {}
+    for key in ("prompt", "negative_prompt", "expansion"):
+        value = body.get(key, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            errors.append(f"{key}: expected a string, got {value!r}")
+        texts[key] = value if isinstance(value, str) else ""
+    styles = body.get("styles", [])
+    if isinstance(styles, str) or not isinstance(styles, list) or not all(isinstance(s, str) for s in styles):
+        errors.append(f"styles: expected a list of style names, got {styles!r}")
+        styles = []
+    seed = body.get("seed")
+    if isinstance(seed, float) and math.isfinite(seed) and seed.is_integer():
+        seed = int(seed)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        errors.append(f"seed: expected an integer or null, got {seed!r}")
+        seed = None
+    if errors:
+        raise RequestError("; ".join(errors))
+    return texts["prompt"], texts["negative_prompt"], styles, seed, texts["expansion"]
+
+
+def register_style_routes(
+    app: Any, get_library: Callable[[], StyleLibrary], prefix: str = API_PREFIX
+) -> None:
+    """Add the style routes to a FastAPI `app`. `get_library()` returns the current library (the UI's
+    refresh replaces it, so it is looked up per request)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+
+    def unprocessable(detail: str, **extra: Any) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": detail, **extra})
+
+    async def list_styles(request: Request):
+        search = request.query_params.get("search", "")
+        return JSONResponse(styles_payload(get_library(), search, prefix))
+
+    async def apply_styles(request: Request):
+        raw = await request.body()
+        try:
+            body = json.loads(raw.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return unprocessable(f"the body is not valid JSON: {exc}")
+        try:
+            return JSONResponse(apply_payload(get_library(), body))
+        except UnknownStyleError as exc:
+            return unprocessable(str(exc), unknown_styles=exc.names)
+        except (RequestError, ValueError) as exc:
+            return unprocessable(str(exc))
+
+    async def style_preview(request: Request):
+        key = request.path_params.get("key", "")
+        path = get_library().find_preview(key)
+        if not path or not Path(path).is_file():
+            return JSONResponse(status_code=404, content={"detail": f"no preview image for {key!r}"})
+        return Response(Path(path).read_bytes(), media_type="image/jpeg",
+                        headers={"Cache-Control": "max-age=3600"})
+
+    # With postponed annotations FastAPI would look `Request` up in this module's globals, where the
+    # lazy import does not put it; give the endpoints the real class.
+    for endpoint in (list_styles, apply_styles, style_preview):
+        endpoint.__annotations__["request"] = Request
+
+    app.add_api_route(f"{prefix}/styles", list_styles, methods=["GET"], response_model=None)
+    app.add_api_route(f"{prefix}/styles/apply", apply_styles, methods=["POST"], response_model=None)
+    app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", style_preview, methods=["GET"], response_model=None)

@@ -1,0 +1,245 @@
+"""The style picker: gradio components (built under the installed gradio) and the browser script,
+driven in headless Chromium on a static page that imitates gradio's CheckboxGroup markup."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lib_fooocus.styles import REPO_ROOT, StyleLibrary
+from lib_fooocus.ui_style_picker import (
+    GROUP_CLASS,
+    count_html,
+    kept_selection,
+    notes_html,
+    refresh_outputs,
+)
+
+
+def make_library(*names: str, warnings: tuple[str, ...] = ()) -> StyleLibrary:
+    library = StyleLibrary.from_styles([{"name": n, "prompt": "{prompt}, " + n.lower()} for n in names])
+    library.warnings.extend(warnings)
+    return library
+
+
+def test_count_and_notes_are_escaped_text() -> None:
+    assert "2 styles selected" in count_html(["a", "b"])
+    assert "1 style selected" in count_html(["a"])
+    assert "0 styles selected" in count_html(None)
+    notes = notes_html(['file <script>alert(1)</script>.json: "bad"'])
+    assert "<script>" not in notes
+    assert "&lt;script&gt;" in notes
+    assert notes_html([]) == ""
+
+
+def test_refresh_keeps_the_surviving_selection_in_order() -> None:
+    new = make_library("Beta", "Gamma", warnings=("w <1>",))
+    update, count, notes = refresh_outputs(["Gamma", "Alpha", "Fooocus V2", "Beta"], lambda: new, dict)
+    assert update == {"choices": ["Fooocus V2", "Random Style", "Beta", "Gamma"], "value": ["Gamma", "Fooocus V2", "Beta"]}
+    assert "3 styles selected" in count
+    assert "w &lt;1&gt;" in notes
+    assert kept_selection(None, new) == []
+
+
+def test_picker_builds_inside_blocks() -> None:
+    gr = pytest.importorskip("gradio")
+    from lib_fooocus.ui_style_picker import build_style_picker
+
+    state = {"library": make_library("Alpha", "Beta")}
+
+    def reload_library() -> StyleLibrary:
+        state["library"] = make_library("Beta", "Gamma")
+        return state["library"]
+
+    with gr.Blocks() as demo:
+        picker = build_style_picker("txt2img_fooocus", lambda: state["library"], reload_library, value=["Beta", "Nope"])
+    assert isinstance(picker.styles, gr.CheckboxGroup)
+    assert isinstance(picker.search, gr.Textbox)
+    assert isinstance(picker.refresh, gr.Button)
+    assert picker.styles.elem_id == "txt2img_fooocus_styles"
+    assert picker.search.elem_id == "txt2img_fooocus_styles_search"
+    assert GROUP_CLASS in picker.styles.elem_classes
+    assert picker.styles.value == ["Beta"]  # unknown names are not offered to gradio
+    choices = [c[0] if isinstance(c, (tuple, list)) else c for c in picker.styles.choices]
+    assert choices == ["Fooocus V2", "Random Style", "Alpha", "Beta"]
+    config = json.dumps(demo.get_config_file())
+    for suffix in ("_styles", "_styles_search", "_styles_count", "_styles_refresh", "_styles_picker"):
+        assert f'"txt2img_fooocus{suffix}"' in config
+    outputs_of = [set(d.get("outputs", [])) for d in demo.get_config_file()["dependencies"]]
+    assert {picker.styles._id, picker.count._id, picker.notes._id} in outputs_of  # refresh
+    assert {picker.count._id} in outputs_of  # count on change
+
+
+def test_picker_uses_fooocus_default_without_value() -> None:
+    gr = pytest.importorskip("gradio")
+    from lib_fooocus.ui_style_picker import build_style_picker
+
+    library = StyleLibrary.from_styles([
+        {"name": "Fooocus Enhance", "negative_prompt": "x"}, {"name": "Fooocus Sharp", "prompt": "{prompt}"},
+    ])
+    with gr.Blocks():
+        picker = build_style_picker("img2img_fooocus", lambda: library, lambda: library)
+    assert picker.styles.value == ["Fooocus V2", "Fooocus Enhance", "Fooocus Sharp"]
+
+
+# -- browser --------------------------------------------------------------------------------------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+TRICKY = '<img src=x onerror="window.__xss=1">Trick'
+NAMES = ["Fooocus V2", "Random Style", "Warm Portrait Film", "Noir Crime Frame", "Pixel Sprite", TRICKY, "Film Noir Alley"]
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">
+<link rel="stylesheet" href="style.css">
+<style>.wrap { display: flex; flex-wrap: wrap; width: 2000px; } label { display: flex; width: 200px; }</style>
+<script>
+  window.gradioApp = function () { return document; };
+  window.__loaded = [];
+  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
+</script>
+<script src="fooocus_styles.js"></script>
+</head><body>
+<div id="t_styles_picker" class="fooocus-styles-picker">
+  <div id="t_styles_search" class="block fooocus-styles-search"><label><span>Search</span><textarea></textarea></label></div>
+  <button id="t_styles_refresh">Refresh</button>
+  <fieldset id="t_styles" class="block fooocus-styles-group"><span>Styles</span>
+    <div class="wrap" data-testid="checkbox-group"></div>
+  </fieldset>
+</div>
+<pre id="results"></pre>
+<script>
+(function () {
+  var names = __NAMES__;
+  var wrap = document.querySelector("#t_styles .wrap");
+  names.forEach(function (name) {
+    var label = document.createElement("label");
+    var input = document.createElement("input");
+    input.type = "checkbox";
+    input.name = name;
+    var span = document.createElement("span");
+    span.className = "ml-2";
+    span.textContent = name;
+    label.appendChild(input);
+    label.appendChild(span);
+    wrap.appendChild(label);
+  });
+  function labelFor(name) {
+    return Array.prototype.find.call(wrap.querySelectorAll("label"), function (l) {
+      return l.querySelector("span").textContent === name;
+    });
+  }
+  function visibleNames() {
+    return Array.prototype.filter.call(wrap.querySelectorAll("label"), function (l) {
+      return getComputedStyle(l).display !== "none";
+    }).sort(function (a, b) {
+      return (a.offsetTop - b.offsetTop) || (a.offsetLeft - b.offsetLeft);
+    }).map(function (l) { return l.querySelector("span").textContent; });
+  }
+  function type(text) {
+    var box = document.querySelector("#t_styles_search textarea");
+    box.value = text;
+    box.dispatchEvent(new Event("input", {bubbles: true}));
+  }
+  function click(name) {
+    var input = labelFor(name).querySelector("input");
+    input.checked = !input.checked;
+    input.dispatchEvent(new Event("change", {bubbles: true}));
+  }
+  var results = {};
+  function later(fn) { return new Promise(function (resolve) { setTimeout(function () { fn(); resolve(); }, 150); }); }
+  window.__loaded.forEach(function (callback) { callback(); });
+  Promise.resolve()
+    .then(function () { return later(function () { results.initial = visibleNames(); }); })
+    .then(function () { type("NOIR"); return later(function () { results.noir = visibleNames(); }); })
+    .then(function () { type("noir alley"); return later(function () { results.two_words = visibleNames(); }); })
+    .then(function () { type(""); click("Pixel Sprite"); click("Warm Portrait Film");
+      return later(function () { results.selected_first = visibleNames(); }); })
+    .then(function () { type("noir"); return later(function () { results.selected_stay = visibleNames(); }); })
+    .then(function () { click("Pixel Sprite"); type("");
+      // a selection made by gradio itself (paste): the checkbox changes without a click event
+      labelFor("Film Noir Alley").querySelector("input").checked = true;
+      labelFor("Film Noir Alley").classList.add("selected");
+      return later(function () { results.after_external = visibleNames(); }); })
+    .then(function () {
+      var label = labelFor(__TRICKY__);
+      label.dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 10, clientY: 10}));
+      return new Promise(function (resolve) { setTimeout(resolve, 600); });
+    })
+    .then(function () {
+      var box = document.getElementById("fooocus-style-preview");
+      results.preview_visible = !!box && box.classList.contains("fooocus-style-preview-visible");
+      results.preview_src = box ? box.querySelector("img").src : null;
+      results.preview_caption = box ? box.querySelector(".fooocus-style-preview-caption").textContent : null;
+      labelFor("Pixel Sprite").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
+      results.no_preview_hidden = !box.classList.contains("fooocus-style-preview-visible");
+      results.xss = window.__xss === 1 || document.querySelectorAll('img[src="x"]').length > 0;
+      document.getElementById("results").textContent = "RESULTS:" + JSON.stringify(results);
+    });
+})();
+</script>
+</body></html>
+"""
+
+
+@pytest.fixture
+def page_server(tmp_path: Path) -> Iterator[str]:
+    page = PAGE.replace("__NAMES__", json.dumps(NAMES)).replace("__TRICKY__", json.dumps(TRICKY))
+    (tmp_path / "index.html").write_text(page, encoding="utf-8")
+    shutil.copy(REPO_ROOT / "javascript" / "fooocus_styles.js", tmp_path)
+    shutil.copy(REPO_ROOT / "style.css", tmp_path)
+    api = tmp_path / "fooocus" / "v1"
+    api.mkdir(parents=True)
+    preview = "/fooocus/v1/styles/preview/trick.jpg"
+    (api / "styles").write_text(json.dumps({
+        "styles": [{"name": TRICKY, "preview_url": preview}, {"name": "Pixel Sprite", "preview_url": None}],
+        "special": [{"name": "Fooocus V2", "preview_url": "https://elsewhere.example/evil.jpg"}],
+    }), encoding="utf-8")
+    (api / "styles_preview").mkdir()
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium)")
+def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_path: Path) -> None:
+    command = [
+        CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000", "--dump-dom", page_server + "index.html",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    marker = done.stdout.find("RESULTS:")
+    assert marker != -1, f"page did not finish: {done.stderr[-2000:]}"
+    text = done.stdout[marker + len("RESULTS:"):].split("</pre>", 1)[0]
+    results = json.loads(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("&quot;", '"'))
+    assert results["initial"] == NAMES
+    assert results["noir"] == ["Noir Crime Frame", "Film Noir Alley"]
+    assert results["two_words"] == ["Film Noir Alley"]
+    others = [n for n in NAMES if n not in ("Pixel Sprite", "Warm Portrait Film")]
+    assert results["selected_first"] == ["Pixel Sprite", "Warm Portrait Film", *others]
+    assert results["selected_stay"] == ["Pixel Sprite", "Warm Portrait Film", "Noir Crime Frame", "Film Noir Alley"]
+    rest = [n for n in NAMES if n not in ("Warm Portrait Film", "Film Noir Alley")]
+    assert results["after_external"] == ["Warm Portrait Film", "Film Noir Alley", *rest]
+    assert results["preview_visible"] is True
+    assert results["preview_src"] == page_server + "fooocus/v1/styles/preview/trick.jpg"
+    assert results["preview_caption"] == TRICKY
+    assert results["no_preview_hidden"] is True
+    assert results["xss"] is False
