@@ -1,0 +1,26 @@
+"""Contract harness: fake A1111 / Forge host objects, faithful to webui-api.md, for the adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .a1111_host import A1111Host, NoScript, ScriptStandIn, registered_count
+
+
+def start(host: A1111Host, monkeypatch: Any) -> Any:
+    """Install the host's modules in `sys.modules` and return a freshly detected adapter."""
+    import lib_fooocus.hosts as hosts
+
+    host.install(monkeypatch)
+    monkeypatch.setattr(hosts, "_ADAPTER", [])
+    return hosts.get_adapter()
+
+
+def generate(host: A1111Host, adapter: Any, params: Any, **p_kwargs: Any) -> tuple[Any, Any]:
+    """One `process_images` run; `params=None` runs the host without the extension."""
+    p = host.processing(**p_kwargs)
+    script = NoScript() if params is None else ScriptStandIn(adapter, params)
+    return host.process_images(p, script), p
+
+
+__all__ = ["A1111Host", "NoScript", "ScriptStandIn", "generate", "registered_count", "start"]
