@@ -1,0 +1,441 @@
+"""Fooocus V2 prompt expansion: a GPT-2 that appends allowed "positive" words to a prompt.
+
+Behaviour follows Fooocus 2.5.5 (spec §6.4-§6.5): every logit gets a -8192 bias except the words of
+positive.txt (as 'Ġ'+word tokens) and ','; every token already in the sequence is banned again; top-k
+100 at temperature 1; the sequence is filled up to the next multiple of 75 GPT-2 tokens.
+
+The sampling reproduces what `transformers.set_seed(seed)` + `model.generate(do_sample=True, top_k=100)`
+does, token for token, but draws from a private `torch.Generator` seeded the same way, so the caller's
+python/numpy/torch random state is untouched. The decode loop is our own (KV cache, no `generate()`):
+in float32 the LM head is evaluated only for the allowed tokens (the others can never be drawn),
+which can move those logits by a float32 rounding step (≈1e-7 relative): the sampled token changes
+only if two candidates tie that closely, which no test or benchmark run ever hit. In float16 (GPU)
+a rounding step is ~1e-3, far likelier to tip a draw, so there the full head is evaluated exactly
+as `generate()` does; `exact_head=True` forces that everywhere.
+
+Licence of the model files (not of this code): the word list, vocabulary and weights are CC BY-NC 4.0
+when used outside Fooocus — see `LICENSE_NOTICE`.
+
+Heavy imports (torch, transformers, tokenizers) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lib_fooocus.expansion_files import (
+    LICENSE_NOTICE,
+    ExpansionSource,
+    MissingExpansionFilesError,
+    ensure_expansion_files,
+    prepare_weights,
+)
+
+__all__ = [
+    "LICENSE_NOTICE",
+    "NEG_INF",
+    "SEED_LIMIT",
+    "TOP_K",
+    "ExpansionService",
+    "ExpansionSettings",
+    "FooocusExpansion",
+    "MissingExpansionFilesError",
+    "apply_cleanup_spaces",
+    "max_new_tokens_for",
+    "safe_str",
+    "strip_extra_networks",
+]
+
+log = logging.getLogger(__name__)
+
+NEG_INF = -8192.0
+SEED_LIMIT = 2**32  # transformers.set_seed feeds numpy, which accepts seeds below 2**32 only
+TOP_K = 100
+CHUNK_TOKENS = 75
+ENGINE_FILES = ("config.json", "tokenizer.json", "positive.txt")  # what the engine reads besides weights
+
+# What `clean_up_tokenization_spaces=True` did in the transformers release Fooocus pins (4.42.4), in
+# that order. Newer releases no longer apply it for this tokenizer, so we do it ourselves.
+_CLEANUP_REPLACEMENTS = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+# `<lora:name:1>`, `<hypernet:name:0.5>`, `<lyco:...>`: any `<word:...>` extra-network tag.
+_EXTRA_NETWORK_TAG = re.compile(r"<[A-Za-z0-9_\-]+:[^<>]*>")
+
+
+def safe_str(text: object) -> str:
+    """Fooocus's clean-up: collapse double spaces (16 passes), strip ',', '.', space, CR, LF at both ends."""
+    text = str(text)
+    for _ in range(16):
+        text = text.replace("  ", " ")
+    return text.strip(",. \r\n")
+
+
+def apply_cleanup_spaces(text: str) -> str:
+    for old, new in _CLEANUP_REPLACEMENTS:
+        text = text.replace(old, new)
+    return text
+
+
+def strip_extra_networks(prompt: str) -> str:
+    """The text the expansion is computed from: the first non-empty line, without `<name:...>` tags.
+
+    Fooocus expands its main prompt (the first line, after LoRA tags are taken out); the WebUI's
+    extra-network tags play the role of Fooocus's LoRA tags.
+    """
+    for line in str(prompt).splitlines():
+        line = safe_str(_EXTRA_NETWORK_TAG.sub("", line))
+        if line:
+            return line
+    return ""
+
+
+def max_new_tokens_for(prompt_tokens: int) -> int:
+    """Fill up to the next multiple of 75 GPT-2 tokens (0 when already a multiple)."""
+    return CHUNK_TOKENS * math.ceil(prompt_tokens / CHUNK_TOKENS) - prompt_tokens
+
+
+def _read_positive_words(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return ["Ġ" + line.lower() for line in lines if line != ""]
+
+
+def _forward_keeps_last_logit_only(model: Any) -> bool:
+    """Whether `generate()` asks this model for the last position's logits only (transformers >= 4.45 for
+    models that accept it): then the first step's head is a one-row product, otherwise all prompt rows."""
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters
+    return "logits_to_keep" in parameters or "num_logits_to_keep" in parameters
+
+
+def _dtype_keyword() -> str:
+    """`from_pretrained` renamed `torch_dtype` to `dtype` in transformers 5."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return "dtype" if major >= 5 else "torch_dtype"
+
+
+class FooocusExpansion:
+    """The expansion engine over a ready model folder (see `expansion_files` for the folder layout).
+
+    Loads on construction. `device`/`dtype` default to CPU float32 (the reference); Apple MPS is
+    replaced by CPU as Fooocus does.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        exact_head: bool | None = None,
+    ):
+        import torch
+
+        self.model_dir = Path(model_dir)
+        device = torch.device("cpu" if device is None else device)
+        if device.type == "mps":
+            device = torch.device("cpu")
+        self.device = device
+        self.dtype = torch.float32 if dtype is None else dtype
+        # Auto: exact full head unless float32, where the allowed-rows head is safe (see module doc).
+        self.exact_head = self.dtype != torch.float32 if exact_head is None else bool(exact_head)
+        self._lock = threading.Lock()
+
+        missing = [name for name in ENGINE_FILES if not (self.model_dir / name).is_file()]
+        if missing:
+            raise MissingExpansionFilesError(self.model_dir, missing)
+        weights_path = prepare_weights(self.model_dir)
+        self.tokenizer = self._load_tokenizer()
+        self.model = self._load_model(weights_path)
+        self.vocab_size = int(self.model.config.vocab_size)
+        self.max_positions = int(self.model.config.n_positions)
+        self._build_token_tables()
+        log.info(
+            "Fooocus V2 expansion loaded from %s on %s (%s), %d allowed words",
+            self.model_dir,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            len(self.allowed_ids) - 1,
+        )
+
+    # ---- loading -------------------------------------------------------------------------------
+
+    def _load_tokenizer(self) -> Any:
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+
+    def _load_model(self, weights_path: Path) -> Any:
+        from transformers import GPT2LMHeadModel
+
+        load_dir = weights_path.parent
+        kwargs = {_dtype_keyword(): self.dtype, "local_files_only": True, "use_safetensors": True}
+        if load_dir != self.model_dir:  # config.json lives in the model folder, weights elsewhere
+            from transformers import GPT2Config
+
+            config = GPT2Config.from_json_file(str(self.model_dir / "config.json"))
+            model = GPT2LMHeadModel.from_pretrained(str(load_dir), config=config, **kwargs)
+        else:
+            model = GPT2LMHeadModel.from_pretrained(str(self.model_dir), **kwargs)
+        return model.to(self.device).eval()
+
+    def _build_token_tables(self) -> None:
+        import torch
+
+        vocab = self.tokenizer.get_vocab(with_added_tokens=True)
+        if len(vocab) > self.vocab_size:
+            msg = (
+                f"Fooocus expansion: tokenizer.json has {len(vocab)} tokens but config.json says vocab_size "
+                f"{self.vocab_size}; the files in {self.model_dir} do not belong together."
+            )
+            raise ValueError(msg)
+        # Fooocus hard-codes id 11, which is ',' in GPT-2's vocabulary.
+        self.comma_id = int(vocab.get(",", 11))
+        positive = set(_read_positive_words(self.model_dir / "positive.txt"))
+        word_ids = sorted(token_id for token, token_id in vocab.items() if token in positive)
+        allowed = sorted(set(word_ids) | {self.comma_id})
+
+        self.allowed_ids = torch.tensor(allowed, dtype=torch.long, device=self.device)
+        self._allowed_index = {token_id: i for i, token_id in enumerate(allowed)}
+        self._comma_index = self._allowed_index[self.comma_id]
+        head_weight = self.model.get_output_embeddings().weight
+        self._allowed_head = head_weight.detach().index_select(0, self.allowed_ids).contiguous()
+        base = torch.full((1, self.vocab_size), NEG_INF, dtype=torch.float32, device=self.device)
+        base[0, word_ids] = 0.0
+        self.base_bias = base  # Fooocus's logits_bias (before the per-step ban)
+
+    # ---- public --------------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text).ids)
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def expand(self, prompt: str, seed: int) -> str:
+        """Fooocus's expansion of `prompt` for `seed`: the cleaned prompt, ',', then allowed words."""
+        if prompt == "":
+            return ""
+        seed = int(seed) % SEED_LIMIT
+        text = safe_str(prompt) + ","
+        prompt_ids = self.encode(text)
+        new_tokens = max_new_tokens_for(len(prompt_ids))
+        if new_tokens == 0:
+            return text[:-1]
+        if len(prompt_ids) + new_tokens > self.max_positions:
+            # Fooocus's generate() would fail on positions past the model's 1024; keep the prompt as is.
+            log.warning(
+                "Fooocus V2 expansion skipped: the prompt has %d GPT-2 tokens, the model reads at most %d.",
+                len(prompt_ids),
+                self.max_positions,
+            )
+            return text[:-1]
+        with self._lock:
+            generated = self.sample_tokens(prompt_ids, new_tokens, seed)
+        decoded = self.decode(prompt_ids + generated)
+        return safe_str(apply_cleanup_spaces(decoded))
+
+    def sample_tokens(self, prompt_ids: list[int], max_new_tokens: int, seed: int) -> list[int]:
+        """The new token ids `generate()` would sample after `set_seed(seed)`."""
+        import torch
+
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(seed))
+        step = self._exact_step if self.exact_head else self._fast_step
+        state = self._initial_state(prompt_ids)
+        with torch.inference_mode():
+            return self._decode_loop(prompt_ids, max_new_tokens, generator, step, state)
+
+    # ---- the decode loop -----------------------------------------------------------------------
+
+    def _initial_state(self, prompt_ids: list[int]) -> dict[str, Any]:
+        import torch
+
+        if self.exact_head:
+            bias = self.base_bias.clone()
+            bias[0, prompt_ids] = NEG_INF
+            bias[0, self.comma_id] = 0.0
+            return {"bias": bias}
+        bias = torch.zeros((1, len(self._allowed_index)), dtype=torch.float32, device=self.device)
+        banned = [self._allowed_index[t] for t in set(prompt_ids) if t in self._allowed_index]
+        bias[0, banned] = NEG_INF
+        bias[0, self._comma_index] = 0.0
+        scores = torch.full((1, self.vocab_size), float("-inf"), dtype=torch.float32, device=self.device)
+        return {"bias": bias, "scores": scores}
+
+    def _decode_loop(
+        self,
+        prompt_ids: list[int],
+        max_new_tokens: int,
+        generator: Any,
+        step: Callable[[Any, dict[str, Any], bool], Any],
+        state: dict[str, Any],
+    ) -> list[int]:
+        import torch
+
+        total = len(prompt_ids) + max_new_tokens
+        attention_mask = torch.ones((1, total), dtype=torch.long, device=self.device)
+        positions = torch.arange(total, dtype=torch.long, device=self.device).unsqueeze(0)
+        current = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        done = 0
+        past = None
+        generated: list[int] = []
+        for _ in range(max_new_tokens):
+            end = done + current.shape[1]
+            # Same inputs as generate() passes (2-D all-ones mask, explicit positions), so the
+            # transformer runs the same kernels and gives the same hidden states.
+            outputs = self.model.transformer(
+                input_ids=current,
+                past_key_values=past,
+                attention_mask=attention_mask[:, :end],
+                position_ids=positions[:, done:end],
+                use_cache=True,
+                return_dict=True,
+            )
+            past = outputs.past_key_values
+            scores = step(outputs.last_hidden_state, state, done == 0)
+            probs = torch.nn.functional.softmax(scores, dim=-1)
+            token = torch.multinomial(probs, num_samples=1, generator=generator)
+            token_id = int(token.item())
+            generated.append(token_id)
+            self._ban(token_id, state)
+            current = token.view(1, 1)
+            done = end
+        return generated
+
+    def _ban(self, token_id: int, state: dict[str, Any]) -> None:
+        if token_id == self.comma_id:
+            return
+        if self.exact_head:
+            state["bias"][0, token_id] = NEG_INF
+        elif token_id in self._allowed_index:
+            state["bias"][0, self._allowed_index[token_id]] = NEG_INF
+
+    def _exact_step(self, hidden: Any, state: dict[str, Any], first: bool) -> Any:
+        """Full-vocabulary head, as generate() computes it."""
+        import torch
+
+        if not first or _forward_keeps_last_logit_only(self.model):
+            hidden = hidden[:, -1:, :]
+        logits = self.model.get_output_embeddings()(hidden)[:, -1, :].float()
+        scores = logits + state["bias"]
+        threshold = torch.topk(scores, TOP_K)[0][..., -1, None]
+        return scores.masked_fill(scores < threshold, float("-inf"))
+
+    def _fast_step(self, hidden: Any, state: dict[str, Any], first: bool) -> Any:
+        """Head rows of the allowed tokens only. Every other token carries the -8192 bias, so its
+        probability is exactly 0 in float32 either way; it only has to stay in the vector because
+        `torch.multinomial` draws one random number per entry."""
+        import torch
+
+        logits = torch.nn.functional.linear(hidden[:, -1, :], self._allowed_head).float()
+        allowed_scores = logits + state["bias"]
+        k = min(TOP_K, allowed_scores.shape[-1])
+        threshold = torch.topk(allowed_scores, k)[0][..., -1, None]
+        allowed_scores = allowed_scores.masked_fill(allowed_scores < threshold, float("-inf"))
+        scores = state["scores"]
+        scores[0].index_copy_(0, self.allowed_ids, allowed_scores[0])
+        return scores
+
+
+# ---- the service the hosts use --------------------------------------------------------------------
+
+
+@dataclass
+class ExpansionSettings:
+    """What the host decides. `device=None` means CPU; the host passes its text-encoder device."""
+
+    model_dir: str
+    device: Any = None
+    use_cpu: bool = False
+    fp16_on_gpu: bool = True
+    unload_after_generation: bool = False
+    allow_download: bool = True
+    source: ExpansionSource | None = None
+
+
+class ExpansionService:
+    """Lazily loaded, thread-safe expansion for the hosts, the REST route and the CLI.
+
+    The model is loaded on the first `expand` (downloading missing files if allowed); `unload()` drops
+    it. A missing model raises `MissingExpansionFilesError` with one message saying what to do.
+    """
+
+    def __init__(
+        self, settings: ExpansionSettings, *, engine_factory: Callable[..., FooocusExpansion] | None = None
+    ):
+        self.settings = settings
+        self._engine: FooocusExpansion | None = None
+        self._lock = threading.RLock()
+        self._engine_factory = engine_factory or FooocusExpansion
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def device_and_dtype(self) -> tuple[Any, Any]:
+        import torch
+
+        device = (
+            torch.device("cpu")
+            if self.settings.use_cpu or self.settings.device is None
+            else torch.device(self.settings.device)
+        )
+        if device.type == "mps":
+            device = torch.device("cpu")
+        use_fp16 = device.type == "cuda" and self.settings.fp16_on_gpu
+        return device, (torch.float16 if use_fp16 else torch.float32)
+
+    def engine(self) -> FooocusExpansion:
+        with self._lock:
+            if self._engine is None:
+                ensure_expansion_files(
+                    self.settings.model_dir,
+                    source=self.settings.source,
+                    allow_download=self.settings.allow_download,
+                )
+                device, dtype = self.device_and_dtype()
+                self._engine = self._engine_factory(self.settings.model_dir, device=device, dtype=dtype)
+            return self._engine
+
+    def expand(self, prompt: str, seed: int) -> str:
+        if prompt == "":
+            return ""
+        with self._lock:
+            return self.engine().expand(prompt, seed)
+
+    def finish_generation(self) -> None:
+        """Call when a generation (or a preview / API request) is over: unloads if the setting says so."""
+        if self.settings.unload_after_generation:
+            self.unload()
+
+    def unload(self) -> None:
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            device = engine.device
+            del engine
+            if getattr(device, "type", "cpu") == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()

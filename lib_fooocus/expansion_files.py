@@ -1,0 +1,434 @@
+"""The Fooocus V2 expansion model folder: what it must hold, checking it, downloading it, converting it.
+
+Folder layout (the same names Fooocus uses in models/prompt_expansion/fooocus_expansion/):
+    config.json, tokenizer.json, vocab.json, merges.txt, tokenizer_config.json,
+    special_tokens_map.json, positive.txt              -- small files, pinned by sha256
+    model.safetensors                                  -- the weights, written by us
+    pytorch_model.bin or fooocus_expansion.bin         -- the original pickle (optional once converted)
+
+Where the files come from (`ExpansionSource`):
+- small files: Fooocus's GitHub repository at a pinned commit (`files_url`), or any Hugging Face repo
+  holding the same seven files (`files_repo` + `files_revision`, through `huggingface_hub`); either
+  way each file must match its pinned sha256;
+- weights: `fooocus_expansion.bin` in the Hugging Face repo `lllyasviel/misc` (repo, revision and file
+  name are settings), through `hf_hub_download` (its cache, resume, progress bar, `HF_ENDPOINT`,
+  `HF_HUB_OFFLINE`), checked against the sha256 the hub reports for the file (its LFS etag).
+A pickle is only ever opened with `torch.load(..., weights_only=True)`, then kept as safetensors.
+Nothing half-downloaded or unverified ever lands in the folder: files are verified first, then moved.
+Files placed by hand in the folder work fully offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LICENSE_NOTICE = (
+    "Fooocus V2 expansion model, vocabulary and word list: if used outside Fooocus, only non-commercial "
+    "use is permitted (CC BY-NC 4.0), per their author (lllyasviel)."
+)
+
+FOOOCUS_COMMIT = "59f183ab9b8e4a4bbf0fb8bc43886e19e8dfdfae"
+FOOOCUS_FOLDER = "models/prompt_expansion/fooocus_expansion"
+DEFAULT_FILES_URL = f"https://raw.githubusercontent.com/lllyasviel/Fooocus/{FOOOCUS_COMMIT}/{FOOOCUS_FOLDER}/"
+
+# sha256 of the small files in Fooocus's repository at FOOOCUS_COMMIT.
+SMALL_FILES: dict[str, str] = {
+    "config.json": "55a78bf7ce753eafb57a7d0b3a8f9680fa6d2530535d32b6296a0735a6922fb3",
+    "tokenizer.json": "86f12f9648802a0c45c4b87ef2ab235e9bfdf1a43cc40571291507c81e35c4c3",
+    "vocab.json": "3ba3c3109ff33976c4bd966589c11ee14fcaa1f4c9e5e154c2ed7f99d80709e7",
+    "merges.txt": "fe36cab26d4f4421ed725e10a2e9ddb7f799449c603a96e7f29b5a3c82a95862",
+    "tokenizer_config.json": "0f7123cb7e1be4e9c2e8770bd3c00f73d75364fb71680d0412d6263e7af2654c",
+    "special_tokens_map.json": "6f50ab5a5a509a1c309d6171f339b196a900dc9c99ad0408ff23bb615fdae7ad",
+    "positive.txt": "ac571555cce32ad1b693d9405a0c613be13a79aba798a96455060cd8b53b910e",
+}
+SAFETENSORS_NAME = "model.safetensors"
+PICKLE_NAMES = ("pytorch_model.bin", "fooocus_expansion.bin")  # Fooocus's name, the hub's name
+WEIGHTS_LABEL = f"{SAFETENSORS_NAME} (or the original pickle as {' or '.join(PICKLE_NAMES)})"
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers, rebuilt by the model
+
+
+@dataclass(frozen=True)
+class ExpansionSource:
+    """Where missing files are downloaded from."""
+
+    weights_repo: str = "lllyasviel/misc"
+    weights_revision: str = "main"
+    weights_filename: str = "fooocus_expansion.bin"
+    # Optional pin on top of the hub's own sha256 (the repo records none; a third-party manifest says
+    # dd54cc90d95d2c72b97830e4b38f44a6521847284d5b9dbcfd16ba82779cdeb3, unverified).
+    weights_sha256: str | None = None
+    files_url: str = DEFAULT_FILES_URL
+    files_repo: str | None = None
+    files_revision: str = "main"
+    endpoint: str | None = None  # None: huggingface_hub's own (HF_ENDPOINT or huggingface.co)
+    cache_dir: str | None = None  # None: huggingface_hub's cache (HF_HOME / HF_HUB_CACHE)
+    hashes: tuple[tuple[str, str], ...] | None = None  # None: SMALL_FILES
+
+    def file_hashes(self) -> dict[str, str]:
+        return dict(SMALL_FILES if self.hashes is None else self.hashes)
+
+
+class MissingExpansionFilesError(RuntimeError):
+    """The model folder lacks files and they could not be downloaded. The message lists exactly which
+    files, where to put them and the licence."""
+
+    def __init__(self, model_dir: str | Path, missing: Iterable[str], reason: str = ""):
+        self.model_dir = str(model_dir)
+        self.missing = list(missing)
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [
+            f"Fooocus V2 expansion is unavailable: missing in {self.model_dir}: {', '.join(self.missing)}.",
+        ]
+        if self.reason:
+            parts.append(self.reason)
+        parts.append(
+            f"Allow the download (weights: fooocus_expansion.bin from the Hugging Face repo lllyasviel/misc; "
+            f"small files: github.com/lllyasviel/Fooocus at commit {FOOOCUS_COMMIT[:8]}, folder {FOOOCUS_FOLDER}), "
+            f"or put those files into {self.model_dir} by hand (the weights as {WEIGHTS_LABEL})."
+        )
+        parts.append(LICENSE_NOTICE)
+        return " ".join(parts)
+
+
+class ExpansionDownloadError(RuntimeError):
+    """A download failed or did not verify; nothing of it was put into the model folder."""
+
+
+class UnsafeWeightsError(RuntimeError):
+    """The weights pickle holds something other than plain tensors and was refused."""
+
+
+# ---- checking ---------------------------------------------------------------------------------------
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_weights(model_dir: str | Path) -> Path | None:
+    """The weights file to use: our safetensors copy first, then an original pickle."""
+    model_dir = Path(model_dir)
+    for name in (SAFETENSORS_NAME, *PICKLE_NAMES):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    fallback = _fallback_safetensors_path(model_dir)
+    return fallback if fallback.is_file() else None
+
+
+def missing_files(model_dir: str | Path, names: Iterable[str] | None = None) -> list[str]:
+    """Names of the files the folder lacks (the weights count as one entry)."""
+    model_dir = Path(model_dir)
+    missing = [name for name in (SMALL_FILES if names is None else names) if not (model_dir / name).is_file()]
+    if find_weights(model_dir) is None:
+        missing.append(WEIGHTS_LABEL)
+    return missing
+
+
+def files_with_other_content(model_dir: str | Path, hashes: dict[str, str] | None = None) -> list[str]:
+    """Present small files whose sha256 differs from Fooocus's (hand-placed files from elsewhere)."""
+    model_dir = Path(model_dir)
+    hashes = SMALL_FILES if hashes is None else hashes
+    return [
+        name
+        for name, expected in hashes.items()
+        if (model_dir / name).is_file() and sha256_of(model_dir / name) != expected
+    ]
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as set now (huggingface_hub reads it once at import)."""
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is None:
+        try:
+            from huggingface_hub import constants
+
+            return bool(constants.HF_HUB_OFFLINE)
+        except (ImportError, AttributeError):
+            return False
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def ensure_expansion_files(
+    model_dir: str | Path, source: ExpansionSource | None = None, *, allow_download: bool = True
+) -> Path:
+    """Make the folder complete, downloading what is missing if allowed and online, or raise
+    `MissingExpansionFilesError` naming every missing file. Hand-placed files are never replaced: one
+    whose content differs from Fooocus's is used, with a warning."""
+    model_dir = Path(model_dir)
+    source = source or ExpansionSource()
+    hashes = source.file_hashes()
+    missing = missing_files(model_dir, hashes)
+    if missing:
+        if not allow_download:
+            raise MissingExpansionFilesError(model_dir, missing, "Downloading is turned off.")
+        if hub_offline():
+            raise MissingExpansionFilesError(
+                model_dir, missing, "HF_HUB_OFFLINE is set, so nothing is downloaded."
+            )
+        _download_missing(model_dir, missing, hashes, source)
+    different = files_with_other_content(model_dir, hashes)
+    if different:
+        log.warning(
+            "Fooocus V2 expansion: %s in %s differ from Fooocus's files (sha256); expansions may differ from "
+            "Fooocus's.",
+            ", ".join(different),
+            model_dir,
+        )
+    return model_dir
+
+
+def _download_missing(
+    model_dir: Path, missing: list[str], hashes: dict[str, str], source: ExpansionSource
+) -> None:
+    log.warning("%s", LICENSE_NOTICE)
+    wanted = [name for name in missing if name in hashes]
+    if WEIGHTS_LABEL in missing:
+        wanted.append(f"the weights ({source.weights_filename} from the hub repo {source.weights_repo})")
+    log.warning("Fooocus V2 expansion: downloading %s into %s", ", ".join(wanted), model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in missing:
+            if name in hashes:
+                download_small_file(name, hashes[name], model_dir, source)
+        if find_weights(model_dir) is None:
+            download_weights(model_dir, source)
+    except ExpansionDownloadError as error:
+        still_missing = missing_files(model_dir, hashes)
+        raise MissingExpansionFilesError(model_dir, still_missing, f"The download failed: {error}") from error
+
+
+# ---- downloading ------------------------------------------------------------------------------------
+
+
+def download_small_file(name: str, expected_sha256: str, model_dir: Path, source: ExpansionSource) -> Path:
+    """Fetch one small file, verify its sha256, then move it into the folder."""
+    with tempfile.TemporaryDirectory(prefix="fooocus-expansion-") as scratch:
+        temporary = Path(scratch) / name
+        if source.files_repo:
+            fetched = _hub_download(source.files_repo, name, source.files_revision, source)
+            shutil.copyfile(fetched, temporary)
+        else:
+            _url_download(source.files_url.rstrip("/") + "/" + name, temporary)
+        actual = sha256_of(temporary)
+        if actual != expected_sha256:
+            msg = f"{name} has sha256 {actual}, expected {expected_sha256}"
+            raise ExpansionDownloadError(msg)
+        return Path(shutil.move(str(temporary), str(model_dir / name)))
+
+
+def _url_download(url: str, target: Path) -> None:
+    from lib_fooocus import __version__
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"sd-webui-fooocus/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:
+            shutil.copyfileobj(response, handle)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        msg = f"could not download {url}: {error}"
+        raise ExpansionDownloadError(msg) from error
+
+
+def _accepts(function: Any, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(function).parameters
+
+
+def _hub_version() -> tuple[int, int]:
+    import huggingface_hub
+
+    major, minor = huggingface_hub.__version__.split(".")[:2]
+    return int(major), int(re.sub(r"\D.*", "", minor) or 0)
+
+
+def _endpoint_kwargs(function: Any, source: ExpansionSource) -> dict[str, Any]:
+    """`endpoint=` where this huggingface_hub takes it (0.17+); older ones read HF_ENDPOINT only."""
+    if not source.endpoint:
+        return {}
+    if not _accepts(function, "endpoint"):
+        import huggingface_hub
+
+        msg = (
+            f"huggingface_hub {huggingface_hub.__version__} cannot take a hub address setting; set the "
+            "HF_ENDPOINT environment variable before starting instead"
+        )
+        raise ExpansionDownloadError(msg)
+    return {"endpoint": source.endpoint}
+
+
+def _hub_download(repo: str, filename: str, revision: str, source: ExpansionSource) -> str:
+    from huggingface_hub import hf_hub_download
+
+    kwargs = _endpoint_kwargs(hf_hub_download, source)
+    if source.cache_dir:
+        kwargs["cache_dir"] = source.cache_dir
+    if _hub_version() < (0, 23) and _accepts(hf_hub_download, "resume_download"):
+        kwargs["resume_download"] = True  # the default (and deprecated) from 0.23 on
+    try:
+        return hf_hub_download(repo_id=repo, filename=filename, revision=revision, **kwargs)
+    except Exception as error:  # network, HTTP, consistency and cache errors all mean "not downloaded"
+        msg = f"could not download {filename} from the hub repo {repo} (revision {revision}): {error}"
+        raise ExpansionDownloadError(msg) from error
+
+
+def hub_sha256(repo: str, filename: str, revision: str, source: ExpansionSource) -> str:
+    """The sha256 the hub reports for a file: an LFS file's etag (`X-Linked-Etag`) is its sha256."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    url = hf_hub_url(
+        repo_id=repo, filename=filename, revision=revision, **_endpoint_kwargs(hf_hub_url, source)
+    )
+    try:
+        metadata = get_hf_file_metadata(url)
+    except Exception as error:
+        msg = f"could not ask the hub about {filename} in {repo} (revision {revision}): {error}"
+        raise ExpansionDownloadError(msg) from error
+    etag = (metadata.etag or "").strip('"').lower()
+    if not _SHA256.match(etag):
+        msg = f"the hub reports no sha256 for {filename} in {repo} (etag {metadata.etag!r}), so it cannot be verified"
+        raise ExpansionDownloadError(msg)
+    return etag
+
+
+def download_weights(model_dir: Path, source: ExpansionSource) -> Path:
+    """Download the weights pickle into the hub cache, verify it, convert it into the folder."""
+    repo, filename, revision = source.weights_repo, source.weights_filename, source.weights_revision
+    expected = hub_sha256(repo, filename, revision, source)
+    if source.weights_sha256 and source.weights_sha256.lower() != expected:
+        msg = (
+            f"the hub reports sha256 {expected} for {filename}, but the setting pins {source.weights_sha256}"
+        )
+        raise ExpansionDownloadError(msg)
+    pickle_path = Path(_hub_download(repo, filename, revision, source))
+    actual = sha256_of(pickle_path)
+    if actual != expected:
+        _forget_cached_file(pickle_path)
+        msg = f"{filename} has sha256 {actual} but the hub reports {expected}; the file was removed from the cache"
+        raise ExpansionDownloadError(msg)
+    log.info("Fooocus V2 expansion: %s verified (sha256 %s)", filename, actual)
+    return convert_pickle_to_safetensors(pickle_path, model_dir / SAFETENSORS_NAME)
+
+
+def _forget_cached_file(path: Path) -> None:
+    """Remove a bad download from the hub cache (the snapshot link and the blob it points to)."""
+    blob = path.resolve()
+    for item in {path, blob}:
+        try:
+            item.unlink()
+        except FileNotFoundError:
+            pass
+
+
+# ---- converting ------------------------------------------------------------------------------------
+
+
+def load_pickle_state_dict(path: str | Path) -> dict[str, Any]:
+    """Tensors of a weights pickle, opened with `weights_only=True` only (no code can run)."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as error:
+        msg = (
+            f"Refused to load {path}: it is not a plain tensor checkpoint ({error}). "
+            "Use the original fooocus_expansion.bin or a safetensors file."
+        )
+        raise UnsafeWeightsError(msg) from error
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        msg = f"Refused to load {path}: expected a mapping of parameter names to tensors."
+        raise UnsafeWeightsError(msg)
+    return state
+
+
+def state_dict_for_safetensors(state: dict[str, Any]) -> dict[str, Any]:
+    """Own, contiguous tensors without the causal-mask buffers and without a tied LM head copy."""
+    import torch
+
+    tensors = {
+        name: tensor.detach().clone().contiguous()
+        for name, tensor in state.items()
+        if not name.endswith(_BUFFER_SUFFIXES)
+    }
+    embedding = tensors.get("transformer.wte.weight", tensors.get("wte.weight"))
+    head = tensors.get("lm_head.weight")
+    if (
+        head is not None
+        and embedding is not None
+        and head.shape == embedding.shape
+        and torch.equal(head, embedding)
+    ):
+        del tensors["lm_head.weight"]  # the model ties it to the embedding again on load
+    return tensors
+
+
+def convert_pickle_to_safetensors(pickle_path: str | Path, target: str | Path) -> Path:
+    """Safe-load the pickle and write it as safetensors (atomically) to `target`, or to a per-user cache
+    folder when the model folder is read-only. Returns the written path."""
+    from safetensors.torch import save_file
+
+    tensors = state_dict_for_safetensors(load_pickle_state_dict(pickle_path))
+    target = Path(target)
+    for destination in (target, _fallback_safetensors_path(target.parent)):
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(
+                prefix=".tmp-", suffix=".safetensors", dir=destination.parent
+            )
+            os.close(handle)
+        except OSError:
+            continue
+        try:
+            save_file(tensors, temporary, metadata={"format": "pt"})
+            os.replace(temporary, destination)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        log.info("Fooocus V2 expansion: converted %s to %s", pickle_path, destination)
+        return destination
+    msg = f"cannot write {target.name} into {target.parent} or the user cache folder"
+    raise OSError(msg)
+
+
+def _fallback_safetensors_path(model_dir: Path) -> Path:
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:16]
+    return cache_root / "sd-webui-fooocus" / "expansion" / key / SAFETENSORS_NAME
+
+
+def prepare_weights(model_dir: str | Path) -> Path:
+    """The safetensors file to load, converting a hand-placed pickle on first use."""
+    model_dir = Path(model_dir)
+    weights = find_weights(model_dir)
+    if weights is None:
+        raise MissingExpansionFilesError(model_dir, [WEIGHTS_LABEL])
+    if weights.suffix == ".safetensors":
+        return weights
+    return convert_pickle_to_safetensors(weights, model_dir / SAFETENSORS_NAME)

@@ -1,0 +1,85 @@
+"""`POST /fooocus/v1/expand` {"prompt": str, "seed": int} -> {"expansion": str}.
+
+The body is parsed by hand (no pydantic model), so the route behaves the same under fastapi 0.94 with
+pydantic 1 (A1111) and fastapi 0.104 with pydantic 2 (Forge).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from lib_fooocus.expansion_files import MissingExpansionFilesError, UnsafeWeightsError
+
+log = logging.getLogger(__name__)
+
+EXPAND_PATH = "/fooocus/v1/expand"
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+class BodyError(ValueError):
+    pass
+
+
+def parse_expand_body(raw: bytes) -> tuple[str, int]:
+    """(prompt, seed) of a request body, or `BodyError` saying what is wrong."""
+    try:
+        body = json.loads(raw.decode("utf-8") if raw else "")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        msg = f'the body must be a JSON object like {{"prompt": "a cat", "seed": 42}} ({error})'
+        raise BodyError(msg) from error
+    if not isinstance(body, dict):
+        msg = 'the body must be a JSON object like {"prompt": "a cat", "seed": 42}'
+        raise BodyError(msg)
+    problems = []
+    unknown = sorted(set(body) - {"prompt", "seed"})
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(unknown)}; only 'prompt' and 'seed' are accepted")
+    prompt, seed = body.get("prompt"), body.get("seed")
+    if not isinstance(prompt, str):
+        problems.append("'prompt' must be a string" + (" (it is missing)" if prompt is None else ""))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, float) and seed.is_integer():
+            seed = int(seed)
+        else:
+            problems.append("'seed' must be an integer" + (" (it is missing)" if seed is None else ""))
+    if isinstance(seed, int) and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        problems.append(f"'seed' must be between {SEED_RANGE[0]} and {SEED_RANGE[1]}")
+    if problems:
+        raise BodyError("; ".join(problems))
+    return prompt, seed
+
+
+def register_expand_route(app: Any, get_service: Callable[[], Any], path: str = EXPAND_PATH) -> None:
+    """Add the route to a FastAPI app. `get_service()` returns the `ExpansionService` to use (called per
+    request, so the host can swap settings)."""
+    from fastapi import Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse
+
+    async def expand_route(request: Request):
+        try:
+            prompt, seed = parse_expand_body(await request.body())
+        except BodyError as error:
+            return JSONResponse(status_code=422, content={"detail": f"Invalid expand request: {error}"})
+        service = get_service()
+        try:
+            expansion = await run_in_threadpool(service.expand, prompt, seed)
+        except (MissingExpansionFilesError, UnsafeWeightsError) as error:
+            return JSONResponse(status_code=503, content={"detail": str(error)})
+        finally:
+            await run_in_threadpool(service.finish_generation)
+        return {"expansion": expansion}
+
+    # This module's annotations are strings (`from __future__ import annotations`) and `Request` is local
+    # here, so FastAPI could not resolve it: hand it the class itself.
+    expand_route.__annotations__ = {"request": Request}
+    app.add_api_route(
+        path,
+        expand_route,
+        methods=["POST"],
+        summary="Fooocus V2 prompt expansion",
+        description='Body {"prompt": str, "seed": int}; returns {"expansion": str}.',
+    )

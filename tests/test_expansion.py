@@ -1,0 +1,281 @@
+"""Fooocus V2 expansion engine on a tiny random GPT-2 made in the test (no network)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse fixture)
+    POSITIVE_WORDS,
+    _one_torch_thread,
+    reference_bias,
+    reference_generate,
+    write_model_dir,
+)
+
+from lib_fooocus.expansion import (
+    FooocusExpansion,
+    MissingExpansionFilesError,
+    apply_cleanup_spaces,
+    max_new_tokens_for,
+    safe_str,
+    strip_extra_networks,
+)
+
+PROMPTS_AND_SEEDS = [
+    ("a photo of the cat", 1),
+    ("a house", 42),
+    ("kaka lolo with the river", 123456789),
+    ("  The   tree , in the river.. ", 7),
+    ("dog " * 40, 2**32 + 5),
+    ("cat, dog; house! kalo mimi", 99),
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return write_model_dir(tmp_path_factory.mktemp("expansion") / "fooocus_expansion", weights="safetensors")
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    return FooocusExpansion(model_dir)
+
+
+@pytest.fixture(scope="module")
+def exact_engine(model_dir):
+    return FooocusExpansion(model_dir, exact_head=True)
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
+def allowed_ids(model_dir):
+    bias, comma = reference_bias(model_dir, 1000)
+    return set(torch.nonzero(bias[0] == 0).flatten().tolist()) | {comma}, comma
+
+
+# ---- string helpers -------------------------------------------------------------------------------
+
+
+def test_safe_str_collapses_spaces_and_strips_fooocus_characters():
+    assert safe_str("  a    cat ,. \r\n") == "a cat"
+    assert safe_str(",.a, b.,") == "a, b"
+    assert safe_str(12) == "12"
+    assert safe_str("x" + " " * 40 + "y") == "x y"
+
+
+def test_cleanup_spaces_matches_the_spec_list_in_order():
+    assert apply_cleanup_spaces("a , b . c ! d ? e") == "a, b. c! d? e"
+    assert apply_cleanup_spaces("do n't I 'm it 's we 've they 're") == "don't I'm it's we've they're"
+    assert apply_cleanup_spaces("a ' b") == "a'b"
+
+
+def test_cleanup_spaces_matches_transformers_own_cleanup_where_it_exists():
+    import inspect
+
+    from transformers import PreTrainedTokenizerBase
+
+    cleanup = inspect.getattr_static(PreTrainedTokenizerBase, "clean_up_tokenization", None)
+    if not isinstance(cleanup, staticmethod):  # transformers 5 made it a per-tokenizer method
+        pytest.skip("this transformers release has no static clean_up_tokenization (4.x had, as Fooocus's)")
+    cleanup = PreTrainedTokenizerBase.clean_up_tokenization
+    text = "Hello , world . Is n't it ? Yes ! I 'm sure it 's fine , we 've said they 're ' ok ' ."
+    assert apply_cleanup_spaces(text) == cleanup(text)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a cat <lora:detail:0.8>, best", "a cat , best"),
+        ("<lora:a:1><hypernet:b:0.5> photo of a dog\nsecond line <lora:x:1>", "photo of a dog"),
+        ("\n\n  <lyco:thing:1>\nreal prompt\nmore", "real prompt"),
+        ("no tags at all", "no tags at all"),
+        ("a <b> tag that is not a network", "a <b> tag that is not a network"),
+        ("", ""),
+    ],
+)
+def test_strip_extra_networks_takes_first_line_without_tags(prompt, expected):
+    assert strip_extra_networks(prompt) == expected
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"), [(1, 74), (6, 69), (74, 1), (75, 0), (76, 74), (150, 0), (151, 74)]
+)
+def test_max_new_tokens_fills_to_next_multiple_of_75(length, expected):
+    assert max_new_tokens_for(length) == expected
+
+
+# ---- generation rules -----------------------------------------------------------------------------
+
+
+def test_tokenizer_encoding_matches_transformers_fast_tokenizer(engine, hf_tokenizer):
+    for prompt, _seed in PROMPTS_AND_SEEDS:
+        text = safe_str(prompt) + ","
+        assert engine.encode(text) == hf_tokenizer(text)["input_ids"]
+
+
+def test_only_allowed_words_and_commas_without_repeats_or_prompt_tokens(engine, model_dir):
+    allowed, comma = allowed_ids(model_dir)
+    assert len(allowed) == len(POSITIVE_WORDS) + 1  # every made-up word is one token, plus ','
+    prompt = "the kaka lolo mimi with the river"  # holds three allowed words
+    prompt_ids = engine.encode(prompt + ",")
+    in_prompt = set(prompt_ids) & allowed - {comma}
+    assert len(in_prompt) == 3
+    for seed in range(6):
+        new = engine.sample_tokens(prompt_ids, max_new_tokens_for(len(prompt_ids)), seed)
+        words = [t for t in new if t != comma]
+        assert set(new) <= allowed
+        assert len(words) == len(set(words))
+        assert not set(words) & in_prompt
+        assert len(words) > 30  # the words do get sampled
+
+
+def test_length_fills_the_75_token_chunk(engine):
+    for prompt, seed in PROMPTS_AND_SEEDS:
+        text = safe_str(prompt) + ","
+        prompt_ids = engine.encode(text)
+        result = engine.expand(prompt, seed)
+        assert result.startswith(safe_str(apply_cleanup_spaces(text[:-1])))
+        new = engine.sample_tokens(prompt_ids, max_new_tokens_for(len(prompt_ids)), seed % 2**32)
+        assert (len(prompt_ids) + len(new)) % 75 == 0
+
+
+def test_prompt_of_exactly_75_tokens_is_returned_without_the_comma(engine):
+    prompt = "kaka" + " kaka" * 73
+    assert len(engine.encode(prompt + ",")) == 75
+    assert engine.expand(prompt, 3) == prompt
+
+
+def test_empty_prompt_gives_empty_text(engine):
+    assert engine.expand("", 5) == ""
+
+
+def test_deterministic_per_seed_and_seeds_differ(engine):
+    first = engine.expand("a photo of the cat", 11)
+    assert engine.expand("a photo of the cat", 11) == first
+    others = {engine.expand("a photo of the cat", seed) for seed in (12, 13, 14)}
+    assert first not in others
+    assert len(others) == 3
+
+
+def test_seed_is_taken_mod_2_pow_32(engine):
+    assert engine.expand("a house", 5 + 2**32) == engine.expand("a house", 5)
+    assert engine.expand("a house", -1) == engine.expand("a house", 2**32 - 1)
+
+
+def test_global_random_state_is_untouched(engine):
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    python_state, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    engine.expand("a photo of the cat", 77)
+    assert random.getstate() == python_state
+    after = np.random.get_state()
+    assert after[0] == numpy_state[0]
+    assert np.array_equal(after[1], numpy_state[1])
+    assert after[2:] == numpy_state[2:]
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+# ---- against transformers' generate() -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("prompt", "seed"), PROMPTS_AND_SEEDS)
+def test_tokens_equal_generate_reference(engine, exact_engine, model_dir, prompt, seed):
+    seed = seed % 2**32
+    prompt_ids = engine.encode(safe_str(prompt) + ",")
+    reference = reference_generate(engine.model, model_dir, prompt_ids, seed)
+    assert len(reference) == max_new_tokens_for(len(prompt_ids))
+    assert exact_engine.sample_tokens(prompt_ids, len(reference), seed) == reference
+    assert engine.sample_tokens(prompt_ids, len(reference), seed) == reference
+
+
+def test_text_equals_decoded_reference(engine, model_dir, hf_tokenizer):
+    for prompt, seed in PROMPTS_AND_SEEDS[:3]:
+        prompt_ids = hf_tokenizer(safe_str(prompt) + ",")["input_ids"]
+        reference = reference_generate(engine.model, model_dir, prompt_ids, seed)
+        text = hf_tokenizer.decode(
+            prompt_ids + reference, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+        assert engine.expand(prompt, seed) == safe_str(apply_cleanup_spaces(text))
+
+
+def test_fewer_allowed_words_than_top_k(tmp_path):
+    folder = write_model_dir(tmp_path / "few", weights="safetensors", positive_words=POSITIVE_WORDS[:30])
+    engine = FooocusExpansion(folder)
+    allowed, _comma = allowed_ids(folder)
+    assert len(allowed) == 31
+    for prompt, seed in PROMPTS_AND_SEEDS[:3]:
+        prompt_ids = engine.encode(safe_str(prompt) + ",")
+        reference = reference_generate(engine.model, folder, prompt_ids, seed)
+        assert engine.sample_tokens(prompt_ids, len(reference), seed) == reference
+        assert set(reference) <= allowed
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+
+
+def test_pickle_weights_are_converted_to_safetensors_and_give_the_same_text(tmp_path, engine):
+    folder = write_model_dir(tmp_path / "from_pickle", weights="pickle")
+    converted = FooocusExpansion(folder)
+    safetensors_path = folder / "model.safetensors"
+    assert safetensors_path.is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(safetensors_path), framework="pt") as handle:
+        assert handle.metadata() == {"format": "pt"}
+        names = set(handle.keys())
+    pickle_state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    for name in names:
+        with safe_open(str(safetensors_path), framework="pt") as handle:
+            assert torch.equal(handle.get_tensor(name), pickle_state[name])
+    assert not any(name.endswith((".attn.bias", ".attn.masked_bias")) for name in names)
+    for prompt, seed in PROMPTS_AND_SEEDS[:3]:
+        assert converted.expand(prompt, seed) == engine.expand(prompt, seed)
+    # From then on the safetensors copy is used: the pickle can go.
+    (folder / "pytorch_model.bin").unlink()
+    assert FooocusExpansion(folder).expand("a house", 42) == engine.expand("a house", 42)
+
+
+def test_missing_engine_files_raise_one_clear_error(tmp_path):
+    folder = write_model_dir(tmp_path / "partial", weights="none")
+    (folder / "positive.txt").unlink()
+    with pytest.raises(MissingExpansionFilesError) as caught:
+        FooocusExpansion(folder)
+    message = str(caught.value)
+    assert "positive.txt" in message
+    assert str(folder) in message
+    assert "CC BY-NC 4.0" in message
+
+
+def test_mismatched_vocab_is_reported(tmp_path):
+    folder = write_model_dir(tmp_path / "mismatch", weights="safetensors")
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 10
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises((ValueError, RuntimeError)):
+        FooocusExpansion(folder)
+
+
+def test_prompt_longer_than_the_model_reads_is_returned_unexpanded(engine):
+    prompt = " ".join(["the cat"] * 110)  # 220 tokens: 225 positions needed, the tiny model has 256
+    assert engine.expand(prompt, 1).startswith(prompt + ",")
+    too_long = " ".join(["the cat"] * 130)  # 260 tokens + ',' -> needs 300 positions
+    assert engine.expand(too_long, 1) == too_long
+
+
+def test_exact_head_is_automatic_by_dtype(model_dir, engine, exact_engine):
+    # float32: the allowed-rows head (rounding ≈1e-7); float16: a rounding step is ~1e-3, so the
+    # full head is evaluated as generate() does.
+    assert engine.exact_head is False
+    assert exact_engine.exact_head is True
+    assert FooocusExpansion(model_dir, dtype=torch.float16).exact_head is True
+    assert FooocusExpansion(model_dir, dtype=torch.float16, exact_head=False).exact_head is False
