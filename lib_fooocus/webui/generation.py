@@ -1,0 +1,195 @@
+"""What `Script.process()` does to a generation: styles and Fooocus V2 expansion rewrite the host's
+prompt lists per image (image i uses its own seed `p.all_seeds[i]`), and the infotext records the
+parameters, the expansion and the user's own prompts (so a paste restores them and never expands
+twice).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lib_fooocus.params import FooocusParams
+
+log = logging.getLogger(__name__)
+
+EXPANSION_INFOTEXT_KEY = "Fooocus V2 expansion"
+PER_IMAGE_ATTRIBUTE = "fooocus_per_image_infotext"
+
+
+@dataclass
+class Rewrite:
+    """Per image: the final prompts and the expansion text; and the originals."""
+
+    prompts: list[str] = field(default_factory=list)
+    negatives: list[str] = field(default_factory=list)
+    expansions: list[str] = field(default_factory=list)
+    original_prompts: list[str] = field(default_factory=list)
+    original_negatives: list[str] = field(default_factory=list)
+    expansion_error: str = ""
+
+
+def wants_expansion(params: FooocusParams) -> bool:
+    from lib_fooocus.styles import FOOOCUS_V2
+
+    return params.expansion or FOOOCUS_V2 in params.styles
+
+
+def known_styles(library: Any, styles: Sequence[str]) -> list[str]:
+    """The selection without names the library lacks (each dropped one is logged)."""
+    kept = []
+    for name in styles:
+        if library.resolve(name) is None:
+            log.warning("Fooocus: style %r is not in the style library (refresh the picker?); skipped", name)
+        else:
+            kept.append(name)
+    return kept
+
+
+def _seed_of(p: Any, index: int) -> int:
+    seeds = getattr(p, "all_seeds", None) or [getattr(p, "seed", 0)]
+    seed = seeds[index] if index < len(seeds) else seeds[-1]
+    try:
+        return int(seed)
+    except (TypeError, ValueError):
+        return 0
+
+
+def rewrite_prompts(
+    p: Any, params: FooocusParams, library: Any, expand: Callable[[str, int], str] | None
+) -> Rewrite | None:
+    """Rewrite `p.all_prompts` & co. in place. None (nothing touched) when no style is selected and
+    the expansion is off. `expand(prompt, seed)` may raise: the generation then goes on without the
+    expansion, and the reason is logged once and kept in `Rewrite.expansion_error`."""
+    from lib_fooocus.prompt_assembly import plan_prompt
+    from lib_fooocus.styles import FOOOCUS_V2
+
+    use_expansion = wants_expansion(params) and expand is not None
+    styles = [name for name in known_styles(library, params.styles) if library.resolve(name) != FOOOCUS_V2]
+    if not styles and not use_expansion:
+        return None
+
+    result = Rewrite()
+    cache: dict[tuple[str, int], str] = {}
+
+    def expansion_for(source: str, seed: int) -> str:
+        if not use_expansion or result.expansion_error or not source:
+            return ""
+        key = (source, seed)
+        if key not in cache:
+            try:
+                cache[key] = expand(source, seed)
+            except Exception as error:  # a missing model must not stop the generation
+                result.expansion_error = str(error)
+                log.error("Fooocus V2 expansion skipped for this generation: %s", error)
+                return ""
+        return cache[key]
+
+    def final(prompt: str, negative: str, seed: int) -> tuple[str, str, str]:
+        plan = plan_prompt(library, prompt, negative, styles, seed)
+        expansion = expansion_for(plan.expansion_source, seed)
+        return plan.positive_text(expansion), plan.negative_text(), expansion
+
+    prompts = list(p.all_prompts)
+    negatives = list(getattr(p, "all_negative_prompts", None) or [""] * len(prompts))
+    hr_prompts = _optional_list(p, "all_hr_prompts")
+    hr_negatives = _optional_list(p, "all_hr_negative_prompts")
+    for index, (prompt, negative) in enumerate(zip(prompts, negatives)):
+        seed = _seed_of(p, index)
+        new_prompt, new_negative, expansion = final(prompt, negative, seed)
+        result.original_prompts.append(prompt)
+        result.original_negatives.append(negative)
+        result.prompts.append(new_prompt)
+        result.negatives.append(new_negative)
+        result.expansions.append(expansion)
+        if hr_prompts is not None and index < len(hr_prompts):
+            hr_negative = hr_negatives[index] if hr_negatives is not None and index < len(hr_negatives) else negative
+            if hr_prompts[index] == prompt and hr_negative == negative:
+                hr_prompts[index], hr_negative = new_prompt, new_negative
+            else:  # a separate hires prompt gets the same treatment with the same seed
+                hr_prompts[index], hr_negative, _ = final(hr_prompts[index], hr_negative, seed)
+            if hr_negatives is not None and index < len(hr_negatives):
+                hr_negatives[index] = hr_negative
+
+    p.all_prompts = result.prompts
+    p.all_negative_prompts = result.negatives
+    if result.prompts:
+        p.main_prompt = result.prompts[0]
+        p.main_negative_prompt = result.negatives[0]
+    if hr_prompts is not None:
+        p.all_hr_prompts = hr_prompts
+    if hr_negatives is not None:
+        p.all_hr_negative_prompts = hr_negatives
+    return result
+
+
+def _optional_list(p: Any, name: str) -> list[str] | None:
+    value = getattr(p, name, None)
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+# -- infotext -----------------------------------------------------------------------------------
+
+
+def host_supports_per_image_infotext() -> bool:
+    """A1111 1.9+ and Forge main index list values of `extra_generation_params` per image; older
+    hosts print the list. Detected from the host's own `create_infotext`."""
+    try:
+        from modules import processing
+
+        source = inspect.getsource(processing.create_infotext)
+    except Exception:
+        return False
+    return "isinstance(value, list)" in source
+
+
+def infotext_entries(params: FooocusParams, rewrite: Rewrite | None) -> dict[str, list[str] | str]:
+    """Keys for `p.extra_generation_params`: scalar when the same for every image, else a per-image list."""
+    from lib_fooocus.prompt_assembly import INFOTEXT_NEGATIVE_KEY, INFOTEXT_PROMPT_KEY
+
+    entries: dict[str, list[str] | str] = dict(params.to_infotext())
+    if rewrite is None:
+        return entries
+    per_image = {
+        EXPANSION_INFOTEXT_KEY: rewrite.expansions if any(rewrite.expansions) else None,
+        INFOTEXT_PROMPT_KEY: rewrite.original_prompts if rewrite.original_prompts != rewrite.prompts else None,
+        INFOTEXT_NEGATIVE_KEY: (
+            rewrite.original_negatives if rewrite.original_negatives != rewrite.negatives else None
+        ),
+    }
+    for key, values in per_image.items():
+        if values:
+            entries[key] = values[0] if len(set(values)) == 1 else list(values)
+    return entries
+
+
+def write_infotext(p: Any, entries: dict[str, list[str] | str], per_image_lists: bool | None = None) -> None:
+    """Per-image lists go in as lists where the host indexes them; elsewhere image 0's value is
+    written now and `postprocess_image` swaps in each image's own value before the host formats it."""
+    if per_image_lists is None:
+        per_image_lists = host_supports_per_image_infotext()
+    extra = p.extra_generation_params
+    deferred: dict[str, list[str]] = {}
+    for key, value in entries.items():
+        if isinstance(value, list) and not per_image_lists:
+            extra[key] = value[0]
+            deferred[key] = value
+        else:
+            extra[key] = value
+    if deferred:
+        setattr(p, PER_IMAGE_ATTRIBUTE, deferred)
+
+
+def select_image_infotext(p: Any) -> None:
+    """`postprocess_image`: put this image's values in place (hosts without per-image lists)."""
+    deferred = getattr(p, PER_IMAGE_ATTRIBUTE, None)
+    if not deferred:
+        return
+    index = int(getattr(p, "iteration", 0) or 0) * int(getattr(p, "batch_size", 1) or 1)
+    index += int(getattr(p, "batch_index", 0) or 0)
+    for key, values in deferred.items():
+        if values:
+            p.extra_generation_params[key] = values[min(index, len(values) - 1)]

@@ -1,0 +1,103 @@
+"""The Script's host-facing glue: building its UI, and the callbacks registered once at import
+(settings, REST + API validation, infotext paste, X/Y/Z axes)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lib_fooocus.webui import services, settings
+
+log = logging.getLogger(__name__)
+
+
+def _in_current_blocks(component: Any) -> bool:
+    """Whether `component` belongs to the Blocks being built now (not to an earlier build: the API
+    builds the UI again in a throw-away Blocks)."""
+    try:
+        from gradio.context import Context
+    except ImportError:
+        return False
+    root = getattr(Context, "root_block", None)
+    blocks = getattr(root, "blocks", None)
+    if not isinstance(blocks, dict):
+        return False
+    return blocks.get(getattr(component, "_id", None)) is component
+
+
+def paste_field_class() -> Any:
+    try:
+        from modules.infotext_utils import PasteField
+    except ImportError:
+        return None
+    return PasteField
+
+
+def build_script_ui(script: Any, is_img2img: bool) -> Any:
+    from lib_fooocus.prompt_assembly import plan_prompt
+    from lib_fooocus.ui_style_picker import build_style_picker
+    from lib_fooocus.webui.ui import build_ui
+
+    tabname = "img2img" if is_img2img else "txt2img"
+    library = services.style_library()
+    defaults = settings.default_params(library)
+    seen = getattr(script, "seen_components", {}) or {}
+    prompt = seen.get((tabname, "prompt"))
+    seed = seen.get((tabname, "seed"))
+    if not (_in_current_blocks(prompt) and _in_current_blocks(seed)):
+        prompt = seed = None
+
+    def picker(elem_prefix: str, value: list[str]) -> Any:
+        return build_style_picker(elem_prefix, services.style_library, services.reload_style_library, value=value)
+
+    def expansion_source(text: str) -> str:
+        return plan_prompt(services.style_library(), text, "", []).expansion_source
+
+    def expand(text: str, seed_value: int) -> str:
+        try:
+            return services.expander().expand(text, seed_value)
+        finally:
+            services.unload_expansion_if_configured()
+
+    return build_ui(
+        tabname=tabname,
+        elem_id=script.elem_id,
+        defaults=defaults,
+        accordion_open=bool(settings.read(settings.KEY_ACCORDION_OPEN)),
+        build_style_picker=picker,
+        expand=expand,
+        expansion_source=expansion_source,
+        license_folder=str(settings.expansion_model_dir()),
+        prompt_component=prompt,
+        seed_component=seed,
+        known_style=lambda name: services.style_library().resolve(name),
+        paste_field_class=paste_field_class(),
+    )
+
+
+def _register(register: Any, callback: Any, name: str) -> None:
+    """`on_*(callback, name=...)` where the host has `name=` (A1111 1.9+, Forge), else plain."""
+    try:
+        register(callback, name=name)
+    except TypeError:
+        register(callback)
+
+
+def register_callbacks(script_callbacks: Any, scripts_module: Any) -> None:
+    from lib_fooocus.webui.app import on_app_started
+    from lib_fooocus.webui.paste import restore_prompts_on_paste
+    from lib_fooocus.webui.xyz import register_axes
+
+    def on_ui_settings() -> None:
+        settings.register_settings()
+
+    def on_before_ui() -> None:
+        try:
+            register_axes(scripts_module.scripts_data, lambda: list(services.style_library().names))
+        except Exception:
+            log.exception("Fooocus: X/Y/Z axes not added")
+
+    _register(script_callbacks.on_ui_settings, on_ui_settings, "fooocus_settings")
+    _register(script_callbacks.on_app_started, on_app_started, "fooocus_app")
+    _register(script_callbacks.on_infotext_pasted, restore_prompts_on_paste, "fooocus_paste")
+    _register(script_callbacks.on_before_ui, on_before_ui, "fooocus_xyz")

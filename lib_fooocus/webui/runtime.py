@@ -1,0 +1,100 @@
+"""What the Script's hooks do, host-free enough to test: one `FooocusParams` per generation, the
+prompt rewriting, the infotext, and the adapter calls. A disabled generation touches nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lib_fooocus.params import FooocusParams
+from lib_fooocus.webui import generation, services, settings
+from lib_fooocus.webui.script_args import resolve_params
+
+log = logging.getLogger(__name__)
+
+PARAMS_ATTRIBUTE = "fooocus_params"
+
+
+def default_adapter() -> Any:
+    from lib_fooocus.hosts import get_adapter
+
+    return get_adapter()
+
+
+class Runtime:
+    def __init__(
+        self,
+        get_adapter: Callable[[], Any] = default_adapter,
+        get_library: Callable[[], Any] = services.style_library,
+        get_expander: Callable[[], Any] = services.expander,
+    ):
+        self.get_adapter = get_adapter
+        self.get_library = get_library
+        self.get_expander = get_expander
+
+    @staticmethod
+    def params_of(p: Any) -> FooocusParams | None:
+        params = getattr(p, PARAMS_ATTRIBUTE, None)
+        return params if isinstance(params, FooocusParams) and params.enabled else None
+
+    def defaults(self) -> FooocusParams:
+        try:
+            library = self.get_library()
+        except Exception as error:
+            log.warning("Fooocus: style library unavailable (%s)", error)
+            library = None
+        return settings.default_params(library)
+
+    def process(self, p: Any, args: Sequence[Any]) -> FooocusParams | None:
+        if PARAMS_ATTRIBUTE in getattr(p, "__dict__", {}):
+            delattr(p, PARAMS_ATTRIBUTE)  # a `p` reused by another script keeps nothing of ours
+        if not _may_be_enabled(args, p):
+            return None
+        params = resolve_params(p, args, self.defaults())
+        if params is None or not params.enabled:
+            return None
+        rewrite = None
+        if params.styles or generation.wants_expansion(params):
+            try:
+                expander = self.get_expander() if generation.wants_expansion(params) else None
+                rewrite = generation.rewrite_prompts(
+                    p, params, self.get_library(), expander.expand if expander else None
+                )
+            except Exception:  # styles/expansion must never stop the host from generating
+                log.exception("Fooocus: styles and expansion skipped for this generation")
+        generation.write_infotext(p, generation.infotext_entries(params, rewrite))
+        setattr(p, PARAMS_ATTRIBUTE, params)
+        self.get_adapter().begin_generation(p, params)
+        return params
+
+    def before_sampling(self, p: Any) -> None:
+        params = self.params_of(p)
+        if params is not None:
+            self.get_adapter().before_sampling(p, params)
+
+    def postprocess_image(self, p: Any) -> None:
+        if self.params_of(p) is not None:
+            generation.select_image_infotext(p)
+
+    def postprocess(self, p: Any) -> None:
+        if self.params_of(p) is None:
+            return
+        try:
+            self.get_adapter().end_generation(p)
+        finally:
+            services.unload_expansion_if_configured()
+
+
+def _may_be_enabled(args: Sequence[Any], p: Any) -> bool:
+    """Cheap pre-check so a disabled generation does no work at all (not even reading settings)."""
+    from lib_fooocus.webui.script_args import xyz_overrides
+
+    if xyz_overrides(p):
+        return True
+    if not args:
+        return False
+    first = args[0]
+    if isinstance(first, dict):
+        return first.get("enabled") is not False and bool(first.get("enabled"))
+    return first is not False and first is not None and first != 0

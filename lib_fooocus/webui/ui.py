@@ -1,0 +1,244 @@
+"""The "Fooocus" accordion, built from the `FIELDS` table (labels, ranges, defaults, tooltips).
+
+Works under gradio 3.41 (A1111, Forge's 2024 line) and 4.40 (Forge main). The enable switch is the
+host's `InputAccordion` where it exists (A1111 1.7+, Forge) and a plain accordion with a checkbox
+otherwise (A1111 1.6). Building is side-effect free: the host's API builds it a second time inside
+a throw-away Blocks to read the defaults.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lib_fooocus.params import FIELD_NAMES, FIELDS_BY_NAME, FooocusParams
+
+log = logging.getLogger(__name__)
+
+# How the controls after the enable switch are grouped; every FIELDS name appears exactly once.
+LAYOUT: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("row", "", ("sharpness", "adaptive_cfg")),
+    ("group", "ADM guidance", ("adm_scaler_positive", "adm_scaler_negative", "adm_scaler_end")),
+    ("row", "", ("apply_in_hires",)),
+    ("expansion", "", ("expansion",)),
+    ("styles", "", ("styles",)),
+)
+
+LICENSE_LINE = (
+    "The Fooocus V2 model and word list are CC BY-NC 4.0 (non-commercial) outside Fooocus. They are never "
+    "bundled: they are downloaded by you, on first use, into {folder} (or placed there by hand)."
+)
+
+
+@dataclass
+class FooocusUI:
+    components: list[Any]  # the Script's inputs, in FIELDS order
+    by_name: dict[str, Any]
+    infotext_fields: list[Any] = field(default_factory=list)
+    tooltips: dict[str, str] = field(default_factory=dict)
+    preview_button: Any = None
+    preview_output: Any = None
+    accordion: Any = None
+
+
+def gradio_major() -> int:
+    import gradio as gr
+
+    try:
+        return int(str(gr.__version__).split(".")[0])
+    except ValueError:
+        return 4
+
+
+def js_kwarg(code: str) -> dict[str, str]:
+    """Event kwarg for client-side code: `_js` in gradio 3, `js` in gradio 4."""
+    return {"js": code} if gradio_major() >= 4 else {"_js": code}
+
+
+def input_accordion_class() -> Any:
+    try:
+        from modules.ui_components import InputAccordion
+    except ImportError:
+        return None
+    return InputAccordion
+
+
+def preview_text(prompt: Any, seed: Any, expand: Callable[[str, int], str], source_of: Callable[[str], str]) -> str:
+    """The preview box's text for the tab's prompt and seed (-1 = a random seed, shown)."""
+    prompt = str(prompt or "")
+    source = source_of(prompt)
+    if not source.strip():
+        return "Type a prompt first: the expansion continues the first line of the prompt."
+    try:
+        seed_value = int(float(seed))
+    except (TypeError, ValueError):
+        seed_value = -1
+    chosen = ""
+    if seed_value < 0:
+        seed_value = random.randrange(2**32)
+        chosen = f" (random seed {seed_value})"
+    try:
+        expansion = expand(source, seed_value)
+    except Exception as error:  # the missing-files message is meant for the user
+        return str(error)
+    return f"{expansion}{chosen}" if expansion else f"(empty expansion){chosen}"
+
+
+def _slider(gr: Any, name: str, value: float, elem_id: str) -> Any:
+    spec = FIELDS_BY_NAME[name]
+    return gr.Slider(
+        minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, label=spec.label, elem_id=elem_id
+    )
+
+
+def _control(gr: Any, name: str, defaults: FooocusParams, elem_id: Callable[[str], str]) -> Any:
+    spec = FIELDS_BY_NAME[name]
+    if spec.kind is bool:
+        return gr.Checkbox(value=bool(getattr(defaults, name)), label=spec.label, elem_id=elem_id(name))
+    return _slider(gr, name, float(getattr(defaults, name)), elem_id(name))
+
+
+def tooltip_html(tooltips: dict[str, str], tabname: str, open_on_load: bool = False, accordion_id: str = "") -> str:
+    """A hidden element carrying the one-line help per control; `javascript/fooocus_ui.js` turns it
+    into `title` attributes (the same text the FIELDS table holds). `data-open` asks the script to
+    open the accordion on page load (the "starts open" setting; an InputAccordion opened is on)."""
+    payload = html.escape(json.dumps(tooltips, ensure_ascii=False), quote=True)
+    return (
+        f'<div class="fooocus-tooltips" data-tab="{html.escape(tabname)}" data-open="{int(open_on_load)}" '
+        f'data-accordion="{html.escape(accordion_id)}" '
+        f'data-tooltips="{payload}" hidden></div>'
+    )
+
+
+def build_ui(
+    *,
+    tabname: str,
+    elem_id: Callable[[str], str],
+    defaults: FooocusParams,
+    accordion_open: bool = False,
+    build_style_picker: Callable[[str, Any], Any] | None = None,
+    expand: Callable[[str, int], str] | None = None,
+    expansion_source: Callable[[str], str] | None = None,
+    license_folder: str = "the expansion model folder",
+    prompt_component: Any = None,
+    seed_component: Any = None,
+    known_style: Callable[[str], str | None] | None = None,
+    paste_field_class: Any = None,
+) -> FooocusUI:
+    """Create the accordion in the current Blocks context. `build_style_picker(elem_prefix, value)`
+    returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None)."""
+    import gradio as gr
+
+    from lib_fooocus.webui.paste import original_prompt_function, paste_function
+
+    by_name: dict[str, Any] = {}
+    tooltips: dict[str, str] = {}
+    result = FooocusUI(components=[], by_name=by_name)
+    accordion_class = input_accordion_class()
+    enabled_spec = FIELDS_BY_NAME["enabled"]
+
+    if accordion_class is not None:
+        accordion = accordion_class(False, label=enabled_spec.label, elem_id=elem_id("enabled"))
+        by_name["enabled"] = accordion
+    else:
+        accordion = gr.Accordion(enabled_spec.label, open=accordion_open, elem_id=elem_id("accordion"))
+    result.accordion = accordion
+    tooltips[elem_id("enabled")] = enabled_spec.help
+
+    with accordion:
+        if accordion_class is None:
+            by_name["enabled"] = gr.Checkbox(value=False, label=f"Enable {enabled_spec.label}", elem_id=elem_id("enabled"))
+        for kind, title, names in LAYOUT:
+            if kind == "row":
+                with gr.Row():
+                    for name in names:
+                        by_name[name] = _control(gr, name, defaults, elem_id)
+            elif kind == "group":
+                with gr.Group(elem_id=elem_id("adm_group")):
+                    gr.HTML(f'<div class="fooocus-group-title">{html.escape(title)}</div>')
+                    with gr.Row():
+                        for name in names:
+                            by_name[name] = _control(gr, name, defaults, elem_id)
+            elif kind == "expansion":
+                with gr.Row():
+                    by_name["expansion"] = _control(gr, "expansion", defaults, elem_id)
+                    result.preview_button = gr.Button(
+                        value="Preview expansion", size="sm", elem_id=elem_id("expansion_preview")
+                    )
+                result.preview_output = gr.Textbox(
+                    label="Expansion preview (current prompt and seed)",
+                    interactive=False,
+                    lines=2,
+                    elem_id=elem_id("expansion_preview_text"),
+                )
+                gr.HTML(
+                    f'<div class="fooocus-license">{html.escape(LICENSE_LINE.format(folder=license_folder))}</div>',
+                    elem_id=elem_id("expansion_license"),
+                )
+                tooltips[elem_id("expansion_preview")] = "Show the expansion for the current prompt and seed without generating."
+            elif kind == "styles":
+                if build_style_picker is not None:
+                    picker = build_style_picker(elem_id("styles").removesuffix("_styles"), list(defaults.styles))
+                    by_name["styles"] = picker.styles
+                else:
+                    by_name["styles"] = gr.CheckboxGroup(
+                        choices=list(defaults.styles), value=list(defaults.styles), label=FIELDS_BY_NAME["styles"].label,
+                        elem_id=elem_id("styles"),
+                    )
+            for name in names:
+                tooltips[elem_id(name)] = FIELDS_BY_NAME[name].help
+        # Hidden carriers for the API's `infotext` field (see `original_prompt_function`).
+        original_prompt = gr.Textbox(value="", visible=False, elem_id=elem_id("original_prompt"))
+        original_negative = gr.Textbox(value="", visible=False, elem_id=elem_id("original_negative"))
+        opens_on_load = accordion_open and accordion_class is not None
+        gr.HTML(tooltip_html(tooltips, tabname, opens_on_load, elem_id("enabled")), elem_id=elem_id("tooltips"))
+
+    result.components = [by_name[name] for name in FIELD_NAMES]
+    result.tooltips = tooltips
+
+    if expand is not None and result.preview_button is not None:
+        _wire_preview(gr, result, tabname, expand, expansion_source or (lambda text: text), prompt_component,
+                      seed_component)
+
+    result.infotext_fields = [(by_name[name], paste_function(name, known_style)) for name in FIELD_NAMES]
+    if paste_field_class is not None:
+        from lib_fooocus.prompt_assembly import INFOTEXT_NEGATIVE_KEY, INFOTEXT_PROMPT_KEY
+
+        result.infotext_fields += [
+            paste_field_class(original_prompt, original_prompt_function(INFOTEXT_PROMPT_KEY), api="prompt"),
+            paste_field_class(original_negative, original_prompt_function(INFOTEXT_NEGATIVE_KEY), api="negative_prompt"),
+        ]
+    return result
+
+
+def _wire_preview(
+    gr: Any,
+    result: FooocusUI,
+    tabname: str,
+    expand: Callable[[str, int], str],
+    source_of: Callable[[str], str],
+    prompt_component: Any,
+    seed_component: Any,
+) -> None:
+    def on_preview(prompt: Any, seed: Any) -> str:
+        return preview_text(prompt, seed, expand, source_of)
+
+    if prompt_component is not None and seed_component is not None:
+        result.preview_button.click(
+            fn=on_preview, inputs=[prompt_component, seed_component], outputs=[result.preview_output]
+        )
+        return
+    # The tab's prompt/seed boxes were not seen (unknown layout): read them from the page instead.
+    prompt_box = gr.Textbox(visible=False)
+    seed_box = gr.Number(value=-1, visible=False)
+    result.preview_button.click(
+        fn=on_preview,
+        inputs=[prompt_box, seed_box],
+        outputs=[result.preview_output],
+        **js_kwarg(f"(prompt, seed) => fooocusPreviewInputs('{tabname}', prompt, seed)"),
+    )

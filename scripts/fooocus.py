@@ -1,0 +1,66 @@
+"""The "Fooocus" accordion in txt2img and img2img: Fooocus's sampling tricks, V2 prompt expansion
+and styles for A1111 (1.6-1.10) and Forge. Only the Script class lives here; the work is done in
+`lib_fooocus` (`webui/` for the host glue, `hosts/` for the sampling adapters)."""
+
+from __future__ import annotations
+
+import logging
+
+import modules.scripts as scripts
+from modules import script_callbacks
+
+from lib_fooocus.webui import hooks
+from lib_fooocus.webui.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PROMPT_ELEM_IDS = {"txt2img_prompt": ("txt2img", "prompt"), "img2img_prompt": ("img2img", "prompt"),
+                   "txt2img_seed": ("txt2img", "seed"), "img2img_seed": ("img2img", "seed")}
+
+
+class FooocusScript(scripts.Script):
+    sorting_priority = 12  # Forge only: near the other sampling extensions
+
+    def __init__(self):
+        super().__init__()
+        self.runtime = Runtime()
+        self.seen_components: dict[tuple[str, str], object] = {}
+
+    def title(self):
+        return "Fooocus"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def after_component(self, component, **kwargs):
+        # The tab's prompt and seed boxes, for the "Preview expansion" button.
+        where = PROMPT_ELEM_IDS.get(kwargs.get("elem_id") or "")
+        if where is not None:
+            self.seen_components[where] = component
+
+    def ui(self, is_img2img):
+        built = hooks.build_script_ui(self, is_img2img)
+        self.infotext_fields = built.infotext_fields
+        self.paste_field_names = []
+        return built.components
+
+    def process(self, p, *args):
+        self.runtime.process(p, args)
+
+    def process_before_every_sampling(self, p, *args, **kwargs):
+        self.runtime.before_sampling(p)
+
+    def process_batch(self, p, *args, **kwargs):
+        self.runtime.before_sampling(p)
+
+    def before_hr(self, p, *args):
+        self.runtime.before_sampling(p)
+
+    def postprocess_image(self, p, pp, *args):
+        self.runtime.postprocess_image(p)
+
+    def postprocess(self, p, processed, *args):
+        self.runtime.postprocess(p)
+
+
+hooks.register_callbacks(script_callbacks, scripts)

@@ -1,0 +1,136 @@
+"""The accordion builds from the FIELDS table under gradio 4 (this environment) and gradio 3.41.2
+(a second environment, `.venv-gradio3`, made on first use), for each imitated host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from webui_fakes import gradio3_env, ui_probe
+
+from lib_fooocus.params import FIELD_NAMES, FIELDS, FIELDS_BY_NAME
+from lib_fooocus.webui import ui as fooocus_ui
+
+HOSTS = ("a1111-1.6", "a1111-1.10", "forge-main")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gradio4_probe() -> dict:
+    # A subprocess too, so the fake `modules` of the probe never meet the other tests' fakes.
+    done = subprocess.run([sys.executable, str(REPO / "tests/webui_fakes/ui_probe.py"), *HOSTS],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.split("PROBE-JSON:", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def gradio3_probe() -> dict:
+    if os.environ.get("FOOOCUS_SKIP_GRADIO3") == "1":
+        pytest.skip("FOOOCUS_SKIP_GRADIO3=1")
+    python = gradio3_env.ensure_python()
+    done = subprocess.run([str(python), str(REPO / "tests/webui_fakes/ui_probe.py"), *HOSTS],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.split("PROBE-JSON:", 1)[1])
+
+
+def check_probe(probe: dict, major: str) -> None:
+    for host in HOSTS:
+        result = probe[host]
+        assert result["gradio"].startswith(major)
+        assert result["callbacks"] == {"ui_settings": 1, "app_started": 1, "infotext_pasted": 1, "before_ui": 1}
+        for tab, built in result["tabs"].items():
+            components = built["components"]
+            assert len(components) == len(FIELDS)
+            # the enable switch: InputAccordion where the host has one, a checkbox in a plain accordion else
+            expected_switch = "Checkbox" if host == "a1111-1.6" else "InputAccordionImpl"
+            assert components[0]["type"] == expected_switch
+            assert components[0]["value"] is False
+            for spec, component in zip(FIELDS[1:], components[1:]):
+                assert component["elem_id"] == f"script_{tab}_fooocus_{spec.name}"
+                assert component["label"] == spec.label
+                if spec.kind is float:
+                    assert component["type"] == "Slider"
+                    assert (component["minimum"], component["maximum"], component["step"]) == (
+                        spec.minimum, spec.maximum, spec.step)
+                    assert component["value"] == spec.default
+                elif spec.kind is bool:
+                    assert component["type"] == "Checkbox"
+                    assert component["value"] is spec.default
+                else:
+                    assert component["type"] == "CheckboxGroup"
+                    # the library's own default selection (its Fooocus V2 entry is never preselected)
+                    assert component["value"] == ["Clean Quality Negative"]
+            assert built["defaults_again"] == [c["value"] for c in components]
+            new_host = host != "a1111-1.6"
+            assert built["infotext_fields"] == len(FIELDS) + (2 if new_host else 0)
+            assert built["paste_api_fields"] == (["prompt", "negative_prompt"] if new_host else [])
+            # the preview reads the tab's own prompt and seed, and strips extra-network tags
+            assert built["preview"] == {"inputs_are_tab_boxes": True, "text": "expanded(a cat|1234)"}
+            assert built["throwaway_uses_old_boxes"] is False
+            for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips"):
+                assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
+
+
+def test_ui_builds_under_gradio4(gradio4_probe: dict) -> None:
+    check_probe(gradio4_probe, "4.")
+
+
+def test_ui_builds_under_gradio3(gradio3_probe: dict) -> None:
+    check_probe(gradio3_probe, "3.41")
+
+
+def test_layout_places_every_field_once() -> None:
+    placed = [name for _kind, _title, names in fooocus_ui.LAYOUT for name in names]
+    assert sorted(placed) == sorted(FIELD_NAMES[1:])
+    assert len(placed) == len(set(placed))
+
+
+def test_tooltip_carrier_holds_every_help_line_escaped() -> None:
+    tips = {f"id_{spec.name}": spec.help for spec in FIELDS}
+    tips["id_evil"] = '"><script>alert(1)</script>'
+    html_text = fooocus_ui.tooltip_html(tips, "txt2img", open_on_load=True, accordion_id="acc")
+    assert "<script>" not in html_text
+    assert 'data-open="1"' in html_text and 'data-accordion="acc"' in html_text
+    import html as html_module
+    import re
+
+    payload = re.search(r'data-tooltips="([^"]*)"', html_text).group(1)
+    decoded = json.loads(html_module.unescape(payload))
+    assert decoded == tips
+    assert all(len(spec.help.splitlines()) == 1 for spec in FIELDS)
+
+
+def test_preview_text_handles_seed_prompt_and_errors() -> None:
+    calls = []
+
+    def expand(text: str, seed: int) -> str:
+        calls.append((text, seed))
+        return "more words"
+
+    assert fooocus_ui.preview_text("a dog", 7.0, expand, str.strip) == "more words"
+    assert calls[-1] == ("a dog", 7)
+    random_seed = fooocus_ui.preview_text("a dog", -1, expand, str.strip)
+    assert random_seed.startswith("more words (random seed ")
+    assert str(calls[-1][1]) in random_seed
+    assert "Type a prompt" in fooocus_ui.preview_text("   ", 1, expand, str.strip)
+
+    def missing(text: str, seed: int) -> str:
+        raise RuntimeError("Fooocus V2 expansion is unavailable: missing in /m: config.json")
+
+    assert "missing in /m: config.json" in fooocus_ui.preview_text("a dog", 1, missing, str.strip)
+
+
+def test_license_line_names_the_licence_and_the_folder() -> None:
+    text = fooocus_ui.LICENSE_LINE.format(folder="/models/prompt_expansion/fooocus_expansion")
+    assert "CC BY-NC 4.0" in text and "never bundled" in text and "/models/prompt_expansion" in text
+    assert FIELDS_BY_NAME["expansion"].label == "Fooocus V2 expansion"
+
+
+def test_probe_module_is_importable_without_gradio_side_effects() -> None:
+    assert callable(ui_probe.main_all)

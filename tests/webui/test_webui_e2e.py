@@ -1,0 +1,174 @@
+"""End-to-end against a real WebUI (A1111 1.6-1.10 or Forge), started here on the CPU.
+
+    SD_WEBUI_DIR=/path/to/stable-diffusion-webui python -m pytest tests/webui -q
+
+Skipped when SD_WEBUI_DIR is unset. Optional environment:
+- SD_WEBUI_PYTHON   the host's interpreter (default: $SD_WEBUI_DIR/venv/bin/python)
+- SD_WEBUI_CKPT     a checkpoint file for --ckpt (an SDXL one to see the ADM effects; any works)
+- SD_WEBUI_ARGS     extra launch arguments, split on spaces
+- SD_WEBUI_PORT     port (default 7871); SD_WEBUI_TIMEOUT start-up seconds (default 900)
+The extension is linked into `$SD_WEBUI_DIR/extensions/sd-webui-fooocus` for the run (and the link
+removed afterwards when this test made it). The host runs with --api --nowebui and CPU flags:
+A1111 `--use-cpu all --precision full --no-half`, Forge `--always-cpu --all-in-fp32`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+
+pytestmark = pytest.mark.webui
+
+REPO = Path(__file__).resolve().parents[2]
+LINK_NAME = "sd-webui-fooocus"
+BASE_REQUEST = {
+    "prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 4, "width": 256, "height": 256,
+    "cfg_scale": 7, "sampler_name": "Euler", "seed": 1234, "batch_size": 1, "send_images": True,
+    "save_images": False,
+}
+
+
+def launch_args(webui: Path, port: int) -> list[str]:
+    args = ["--api", "--nowebui", "--port", str(port), "--server-name", "127.0.0.1",
+            "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
+            "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
+            "--do-not-download-clip", "--no-download-sd-model"]
+    if (webui / "modules_forge").is_dir():
+        args += ["--always-cpu", "--all-in-fp32"]  # Forge's memory manager ignores --use-cpu
+    else:
+        args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
+    if os.environ.get("SD_WEBUI_CKPT"):
+        args += ["--ckpt", os.environ["SD_WEBUI_CKPT"]]
+    return args + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
+
+
+@pytest.fixture(scope="module")
+def webui():
+    root = os.environ.get("SD_WEBUI_DIR", "").strip()
+    if not root:
+        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
+    webui_dir = Path(root).expanduser().resolve()
+    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
+    if not (webui_dir / "launch.py").is_file() or not python.exists():
+        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python} (set SD_WEBUI_PYTHON)")
+    link = webui_dir / "extensions" / LINK_NAME
+    made_link = False
+    if not link.exists():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(REPO, target_is_directory=True)
+        made_link = True
+    elif link.resolve() != REPO:
+        pytest.skip(f"{link} exists and is not this checkout")
+    port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
+    log_path = REPO / ".pytest_cache" / "webui-e2e.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port)], cwd=webui_dir,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
+            try:
+                if httpx.get(f"{base}/sdapi/v1/options", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
+            time.sleep(2)
+        with httpx.Client(base_url=base, timeout=900) as client:
+            yield client
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # the group this fixture started, nothing else
+            process.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        if made_link:
+            link.unlink()
+
+
+def generate(client, **changes):
+    return client.post("/sdapi/v1/txt2img", json={**BASE_REQUEST, **changes})
+
+
+def pixels(response) -> bytes:
+    from PIL import Image
+
+    data = response.json()["images"][0]
+    return Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[-1]))).convert("RGB").tobytes()
+
+
+def infotext(response) -> str:
+    import json
+
+    return json.loads(response.json()["info"])["infotexts"][0]
+
+
+@pytest.fixture(scope="module")
+def baseline(webui):
+    response = generate(webui)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_the_script_is_registered(webui) -> None:
+    scripts = webui.get("/sdapi/v1/scripts").json()
+    assert "fooocus" in [name.lower() for name in scripts["txt2img"]]
+    assert webui.get("/fooocus/v1/styles").status_code == 200
+
+
+def test_disabled_is_identical_to_not_mentioned(webui, baseline) -> None:
+    off_object = generate(webui, alwayson_scripts={"fooocus": {"args": [{"enabled": False}]}})
+    off_list = generate(webui, alwayson_scripts={"Fooocus": {"args": [False]}})
+    for response in (off_object, off_list):
+        assert response.status_code == 200
+        assert pixels(response) == pixels(baseline)
+        assert "Fooocus" not in infotext(response)
+
+
+def test_enabled_changes_the_image_and_writes_infotext(webui, baseline) -> None:
+    named = generate(webui, alwayson_scripts={"fooocus": {"args": [{"enabled": True, "sharpness": 10.0,
+                                                                    "adaptive_cfg": 3.0}]}})
+    positional = generate(webui, alwayson_scripts={"fooocus": {"args": [True, 10.0, 3.0]}})
+    assert named.status_code == 200 and positional.status_code == 200
+    text = infotext(named)
+    for key in ("Fooocus: True", "Fooocus sharpness: 10", "Fooocus adaptive CFG: 3"):
+        assert key in text
+    assert pixels(named) != pixels(baseline)
+    assert pixels(named) == pixels(positional)
+
+
+def test_styles_rewrite_the_prompt_and_record_the_original(webui) -> None:
+    styles = webui.get("/fooocus/v1/styles").json()["styles"]
+    name = next(style["name"] for style in styles if "{prompt}" in style["prompt"])
+    styled = generate(webui, alwayson_scripts={"fooocus": {"args": [{"enabled": True, "styles": [name]}]}})
+    assert styled.status_code == 200
+    text = infotext(styled)
+    assert "Fooocus styles:" in text and name in text
+    assert "Fooocus prompt: a photo of a cat" in text
+    assert not text.startswith("a photo of a cat\n")  # the prompt line is the styled one
+
+
+@pytest.mark.parametrize("args", [[{"enabled": True, "sharpness": "very"}], [{"enabled": True, "nope": 1}],
+                                  [True, 99.0], [{"styles": ["No Such Style"]}]])
+def test_bad_args_are_refused_with_422(webui, args) -> None:
+    started = time.monotonic()
+    response = generate(webui, alwayson_scripts={"fooocus": {"args": args}})
+    assert response.status_code == 422, response.text
+    assert time.monotonic() - started < 5  # refused before anything was generated
+    assert "Invalid Fooocus arguments" in response.json()["message"]

@@ -1,0 +1,120 @@
+"""Build the Fooocus accordion with fake host modules under whatever gradio is installed and print
+a JSON summary. Run by the UI tests with the main interpreter (gradio 4) and with the gradio 3
+environment, so both lines are checked by the same code.
+
+    python tests/webui_fakes/ui_probe.py [HOST ...]   # a1111-1.6, a1111-1.10, forge-main (default: all)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def _dependencies(demo) -> list[dict]:
+    config = demo.get_config_file()
+    out = []
+    for dep in config["dependencies"]:
+        targets = [t[0] if isinstance(t, (list, tuple)) else t for t in dep.get("targets", [])]
+        out.append({"targets": targets, "inputs": dep.get("inputs", []), "outputs": dep.get("outputs", [])})
+    return out
+
+
+def _function_for(demo, index: int):
+    fns = demo.fns
+    block_fn = fns[index] if isinstance(fns, list) else list(fns.values())[index]
+    return block_fn.fn
+
+
+def summarize(component) -> dict:
+    info = {"type": type(component).__name__, "label": getattr(component, "label", None),
+            "value": component.value, "elem_id": getattr(component, "elem_id", None)}
+    for key in ("minimum", "maximum", "step"):
+        if hasattr(component, key):
+            info[key] = getattr(component, key)
+    return info
+
+
+def main(host: str) -> dict:
+    for path in (str(REPO), str(HERE.parent)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import webui_fakes
+
+    fakes = webui_fakes.install(host)
+    import gradio as gr
+
+    from lib_fooocus.styles import StyleLibrary
+    from lib_fooocus.webui import services
+
+    calls = []
+
+    class Expander:
+        def expand(self, prompt, seed):
+            calls.append((prompt, seed))
+            return f"expanded({prompt}|{seed})"
+
+    services.set_for_tests(
+        library=StyleLibrary.from_styles([
+            {"name": "Warm Light", "prompt": "{prompt}, warm light", "negative_prompt": "cold"},
+            {"name": "Clean Quality Negative", "prompt": "", "negative_prompt": "blurry"},
+        ]),
+        expansion=Expander(),
+    )
+    spec = importlib.util.spec_from_file_location("fooocus_script_probe", REPO / "scripts" / "fooocus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    result = {"gradio": gr.__version__, "host": host, "tabs": {}}
+    for is_img2img in (False, True):
+        tab = "img2img" if is_img2img else "txt2img"
+        script = module.FooocusScript()
+        script.is_img2img = is_img2img
+        with gr.Blocks() as demo:
+            prompt = gr.Textbox(value="a cat <lora:x:1>", elem_id=f"{tab}_prompt")
+            script.after_component(prompt, elem_id=f"{tab}_prompt")
+            seed = gr.Number(value=1234, elem_id=f"{tab}_seed")
+            script.after_component(seed, elem_id=f"{tab}_seed")
+            components = script.ui(is_img2img)
+        deps = _dependencies(demo)
+        button_id = next(c._id for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("expansion_preview"))
+        preview = [i for i, d in enumerate(deps) if button_id in d["targets"]]
+        preview_result = None
+        if preview:
+            dep = deps[preview[0]]
+            preview_result = {
+                "inputs_are_tab_boxes": dep["inputs"] == [prompt._id, seed._id],
+                "text": _function_for(demo, preview[0])("a cat <lora:x:1>", 1234),
+            }
+        # The API builds the UI again, for its defaults, in a throw-away Blocks: the earlier boxes
+        # must not be wired into it.
+        with gr.Blocks() as throwaway:
+            again = script.ui(is_img2img)
+        throwaway_deps = _dependencies(throwaway)
+        result["tabs"][tab] = {
+            "components": [summarize(c) for c in components],
+            "defaults_again": [c.value for c in again],
+            "infotext_fields": len(script.infotext_fields),
+            "paste_api_fields": [getattr(f, "api", None) for f in script.infotext_fields if getattr(f, "api", None)],
+            "preview": preview_result,
+            "throwaway_uses_old_boxes": any(
+                prompt._id in d["inputs"] or seed._id in d["inputs"] for d in throwaway_deps
+            ),
+            "elem_ids": sorted(str(getattr(b, "elem_id", "")) for b in demo.blocks.values() if getattr(b, "elem_id", None)),
+        }
+    result["callbacks"] = {k: len(v) for k, v in fakes.script_callbacks.callbacks.items()}
+    return result
+
+
+def main_all(hosts: list[str]) -> dict:
+    return {host: main(host) for host in hosts}
+
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or ["a1111-1.6", "a1111-1.10", "forge-main"]
+    print("PROBE-JSON:" + json.dumps(main_all(chosen), default=str))
