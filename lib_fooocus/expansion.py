@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from lib_fooocus.expansion_files import (
     ensure_expansion_files,
     prepare_weights,
 )
+from lib_fooocus.text import EXTRA_NETWORK_TAG, safe_str
 
 __all__ = [
     "LICENSE_NOTICE",
@@ -76,18 +76,6 @@ _CLEANUP_REPLACEMENTS = (
     (" 're", "'re"),
 )
 
-# `<lora:name:1>`, `<hypernet:name:0.5>`, `<lyco:...>`: any `<word:...>` extra-network tag.
-_EXTRA_NETWORK_TAG = re.compile(r"<[A-Za-z0-9_\-]+:[^<>]*>")
-
-
-def safe_str(text: object) -> str:
-    """Fooocus's clean-up: collapse double spaces (16 passes), strip ',', '.', space, CR, LF at both ends."""
-    text = str(text)
-    for _ in range(16):
-        text = text.replace("  ", " ")
-    return text.strip(",. \r\n")
-
-
 def apply_cleanup_spaces(text: str) -> str:
     for old, new in _CLEANUP_REPLACEMENTS:
         text = text.replace(old, new)
@@ -101,7 +89,7 @@ def strip_extra_networks(prompt: str) -> str:
     extra-network tags play the role of Fooocus's LoRA tags.
     """
     for line in str(prompt).splitlines():
-        line = safe_str(_EXTRA_NETWORK_TAG.sub("", line))
+        line = safe_str(EXTRA_NETWORK_TAG.sub("", line))
         if line:
             return line
     return ""

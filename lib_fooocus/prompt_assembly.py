@@ -20,18 +20,14 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lib_fooocus.styles import StyleLibrary, safe_str, split_prompt_lines
+from lib_fooocus.styles import StyleLibrary, split_prompt_lines
+from lib_fooocus.text import EXTRA_NETWORK_TAG, safe_str
 
 BREAK = " BREAK "
 INFOTEXT_PROMPT_KEY = "Fooocus prompt"
 INFOTEXT_NEGATIVE_KEY = "Fooocus negative prompt"
 HOST_PROMPT_KEY = "Prompt"
 HOST_NEGATIVE_KEY = "Negative prompt"
-
-# A1111's extra-network syntax (<lora:name:1>, <lyco:...>, <hypernet:...>). The host finds these
-# anywhere in the final prompt and removes them before encoding.
-EXTRA_NETWORK_TAG = re.compile(r"<\w+:[^>]+>")
-
 
 @dataclass(frozen=True)
 class PromptPlan:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lib_fooocus.text import safe_str
+
 logger = logging.getLogger(__name__)
 
 FOOOCUS_V2 = "Fooocus V2"
@@ -111,14 +113,6 @@ def normalize_name(name: str) -> str:
     for old, new in (("3d", "3D"), ("Sai", "SAI"), ("Mre", "MRE"), ("(s", "(S")):
         text = text.replace(old, new)
     return text
-
-
-def safe_str(text: str) -> str:
-    """Fooocus's `safe_str`: collapse double spaces (16 passes) and strip `,. \\r\\n` from both ends."""
-    text = str(text)
-    for _ in range(16):
-        text = text.replace("  ", " ")
-    return text.strip(",. \r\n")
 
 
 def preview_key(name: str) -> str:

@@ -21,6 +21,7 @@ ADetailer inner pass, a second API request) does nothing.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -226,19 +227,16 @@ def find_sigma_table(*candidates: Any) -> torch.Tensor | None:
 
 
 def sigma_table_or_default(*candidates: Any) -> torch.Tensor:
+    table = find_sigma_table(*candidates)
+    return table if table is not None else _default_sigmas()
+
+
+@functools.cache
+def _default_sigmas() -> torch.Tensor:
+    """SDXL/SD1.5's table, built once (read-only use)."""
     from lib_fooocus.schedule import sdxl_sigmas
 
-    table = find_sigma_table(*candidates)
-    return table if table is not None else _default_sigmas(sdxl_sigmas)
-
-
-_DEFAULT_SIGMAS: list[torch.Tensor] = []
-
-
-def _default_sigmas(factory: Callable[[], torch.Tensor]) -> torch.Tensor:
-    if not _DEFAULT_SIGMAS:
-        _DEFAULT_SIGMAS.append(factory())
-    return _DEFAULT_SIGMAS[0]
+    return sdxl_sigmas()
 
 
 def timesteps_and_progress(sigma: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
