@@ -51,12 +51,32 @@
         }
     }
 
-    // The selection order: kept from clicks; names checked by other means (paste, refresh, defaults)
-    // are appended in page order.
+    // The value's own order, sent by the server with the count (see `count_html`); null if absent.
+    function serverOrder(picker) {
+        var count = picker.countBox();
+        var carrier = count ? count.querySelector("[data-order]") : null;
+        if (carrier === null) {
+            return null;
+        }
+        try {
+            var names = JSON.parse(carrier.getAttribute("data-order") || "[]");
+            return Array.isArray(names) ? names.filter(function (name) {
+                return typeof name === "string";
+            }) : null;
+        } catch (error) {
+            return null;
+        }
+    }
+
+    // The selection order: the value's order as the server last reported it, then clicks not yet
+    // reported, then names checked by other means in page order.
     function reconcileSelection(picker, labels) {
         var checked = labels.filter(isChecked).map(nameOf);
-        var kept = picker.selection.filter(function (name) {
-            return checked.indexOf(name) !== -1;
+        var kept = [];
+        (serverOrder(picker) || []).concat(picker.selection).forEach(function (name) {
+            if (checked.indexOf(name) !== -1 && kept.indexOf(name) === -1) {
+                kept.push(name);
+            }
         });
         checked.forEach(function (name) {
             if (kept.indexOf(name) === -1) {
@@ -190,6 +210,9 @@
                 var wrapper = root().querySelector("#" + CSS.escape(prefix + "_styles_search"));
                 return wrapper ? wrapper.querySelector("textarea, input") : null;
             },
+            countBox: function () {
+                return root().querySelector("#" + CSS.escape(prefix + "_styles_count"));
+            },
         };
         pickers.set(group, picker);
 
@@ -237,6 +260,12 @@
         new MutationObserver(function () {
             refreshPicker(picker);
         }).observe(group, {childList: true, subtree: true, attributes: true, attributeFilter: ["class"]});
+        var countBox = picker.countBox();
+        if (countBox !== null) {
+            new MutationObserver(function () {
+                refreshPicker(picker);
+            }).observe(countBox, {childList: true, subtree: true, characterData: true, attributes: true});
+        }
         refreshPicker(picker);
     }
 

@@ -14,19 +14,35 @@
         } catch (e) {
             return;
         }
-        Object.keys(tips).forEach(function (elemId) {
+        var elemIds = Object.keys(tips);
+        elemIds.forEach(function (elemId) {
             var element = app().querySelector("#" + CSS.escape(elemId));
             if (!element) {
                 return;
             }
             // textContent-free: the text goes only into title attributes.
-            element.setAttribute("title", tips[elemId]);
-            element.querySelectorAll("label, span, input, button").forEach(function (child) {
-                if (!child.getAttribute("title")) {
-                    child.setAttribute("title", tips[elemId]);
-                }
+            tooltipTargets(element, elemIds).forEach(function (target) {
+                target.setAttribute("title", tips[elemId]);
+                target.querySelectorAll("label, span, input, textarea, button").forEach(function (child) {
+                    if (!child.getAttribute("title")) {
+                        child.setAttribute("title", tips[elemId]);
+                    }
+                });
             });
         });
+    }
+
+    // The enable switch is the accordion that holds every other control: its help goes on its
+    // header only, or each control inside would show it instead of its own.
+    function tooltipTargets(element, elemIds) {
+        var holdsOthers = elemIds.some(function (otherId) {
+            return otherId !== element.id && element.querySelector("#" + CSS.escape(otherId)) !== null;
+        });
+        if (!holdsOthers) {
+            return [element];
+        }
+        var header = element.querySelector(".label-wrap");
+        return header ? [header] : [];
     }
 
     function openOnLoad(carrier) {

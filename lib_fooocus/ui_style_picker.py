@@ -12,6 +12,7 @@ in the browser (`javascript/fooocus_styles.js`), which finds the parts by these 
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +35,15 @@ class StylePicker:
 
 
 def count_html(selected: Sequence[str] | None) -> str:
-    count = len(selected or [])
+    """The "N selected" text. It also carries the selection in its real order (`data-order`): the
+    page only shows which boxes are checked, and after a paste or refresh the order the styles are
+    applied in is the value's, which the browser cannot see otherwise."""
+    names = [str(name) for name in (selected or [])]
+    count = len(names)
     word = "style" if count == 1 else "styles"
-    return f'<span class="fooocus-styles-count-text">{count} {word} selected</span>'
+    order = html.escape(json.dumps(names, ensure_ascii=False), quote=True)
+    title = html.escape(f"Applied in this order: {', '.join(names)}" if names else "No style selected", quote=True)
+    return f'<span class="fooocus-styles-count-text" data-order="{order}" title="{title}">{count} {word} selected</span>'
 
 
 def notes_html(warnings: Sequence[str]) -> str:

@@ -257,6 +257,35 @@ def test_infotext_round_trip_restores_params_and_original_prompt(host, script) -
     assert FooocusParams.from_dict(pasted) == expected
 
 
+def host_parse(text: str) -> dict[str, str]:
+    """The hosts' `parse_generation_parameters` for the parameter line: a value is unquoted when it
+    starts and ends with '"'; an empty value fails `v[0]` there and the key is dropped."""
+    import re
+
+    pairs = {}
+    for key, value in re.findall(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)', text.split("\n")[-1]):
+        if not value:
+            continue
+        pairs[key] = json.loads(value) if value[0] == '"' and value[-1] == '"' else value
+    return pairs
+
+
+def test_empty_original_negative_prompt_survives_the_host_parser(host, script) -> None:
+    # Seen on real Forge main: "Fooocus negative prompt: ," was dropped by the host's parser, so
+    # "Send to txt2img" kept the styled negative and the styles' negatives were applied twice.
+    p = make_p(host, prompt="a cat", negative_prompt="")
+    script.process(p, {"enabled": True, "styles": ["Clean Quality Negative"]})
+    assert p.all_negative_prompts == ["blurry"]
+    line = ", ".join(f"{key}: {host_quote(value)}" for key, value in {"Steps": 4, **p.extra_generation_params}.items())
+    text = f"{p.all_prompts[0]}\nNegative prompt: {p.all_negative_prompts[0]}\n{line}"
+    fields = host_parse(text)
+    assert fields["Fooocus negative prompt"] == ""
+    fields.update({"Prompt": p.all_prompts[0], "Negative prompt": p.all_negative_prompts[0]})
+    paste.restore_prompts_on_paste(text, fields)
+    assert fields["Negative prompt"] == ""
+    assert fields["Prompt"] == "a cat"
+
+
 def test_paste_clamps_with_a_warning_and_non_fooocus_infotext_switches_off(caplog) -> None:
     with caplog.at_level(logging.WARNING):
         value = paste.paste_function("sharpness")({"Fooocus": "True", "Fooocus sharpness": "55"})

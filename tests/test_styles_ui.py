@@ -4,8 +4,10 @@ driven in headless Chromium on a static page that imitates gradio's CheckboxGrou
 from __future__ import annotations
 
 import functools
+import html as html_module
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -34,6 +36,10 @@ def test_count_and_notes_are_escaped_text() -> None:
     assert "2 styles selected" in count_html(["a", "b"])
     assert "1 style selected" in count_html(["a"])
     assert "0 styles selected" in count_html(None)
+    tricky = count_html(['<b>"x"</b>', "Warm"])
+    assert "<b>" not in tricky
+    order = re.search(r'data-order="([^"]*)"', tricky).group(1)
+    assert json.loads(html_module.unescape(order)) == ['<b>"x"</b>', "Warm"]
     notes = notes_html(['file <script>alert(1)</script>.json: "bad"'])
     assert "<script>" not in notes
     assert "&lt;script&gt;" in notes
@@ -110,6 +116,7 @@ PAGE = """<!doctype html>
 <div id="t_styles_picker" class="fooocus-styles-picker">
   <div id="t_styles_search" class="block fooocus-styles-search"><label><span>Search</span><textarea></textarea></label></div>
   <button id="t_styles_refresh">Refresh</button>
+  <div id="t_styles_count"></div>
   <fieldset id="t_styles" class="block fooocus-styles-group"><span>Styles</span>
     <div class="wrap" data-testid="checkbox-group"></div>
   </fieldset>
@@ -169,6 +176,10 @@ PAGE = """<!doctype html>
       labelFor("Film Noir Alley").classList.add("selected");
       return later(function () { results.after_external = visibleNames(); }); })
     .then(function () {
+      // the server's count after a paste: the value's real order, which the checkboxes cannot show
+      document.getElementById("t_styles_count").innerHTML = __COUNT__;
+      return later(function () { results.server_order = visibleNames(); }); })
+    .then(function () {
       var label = labelFor(__TRICKY__);
       label.dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 10, clientY: 10}));
       return new Promise(function (resolve) { setTimeout(resolve, 600); });
@@ -192,6 +203,7 @@ PAGE = """<!doctype html>
 @pytest.fixture
 def page_server(tmp_path: Path) -> Iterator[str]:
     page = PAGE.replace("__NAMES__", json.dumps(NAMES)).replace("__TRICKY__", json.dumps(TRICKY))
+    page = page.replace("__COUNT__", json.dumps(count_html(["Film Noir Alley", TRICKY, "Warm Portrait Film"])))
     (tmp_path / "index.html").write_text(page, encoding="utf-8")
     shutil.copy(REPO_ROOT / "javascript" / "fooocus_styles.js", tmp_path)
     shutil.copy(REPO_ROOT / "style.css", tmp_path)
@@ -238,6 +250,8 @@ def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_pat
     assert results["selected_stay"] == ["Pixel Sprite", "Warm Portrait Film", "Noir Crime Frame", "Film Noir Alley"]
     rest = [n for n in NAMES if n not in ("Warm Portrait Film", "Film Noir Alley")]
     assert results["after_external"] == ["Warm Portrait Film", "Film Noir Alley", *rest]
+    # a name the server lists but that is not checked (yet) is left out; the checked ones follow its order
+    assert results["server_order"] == ["Film Noir Alley", "Warm Portrait Film", *rest]
     assert results["preview_visible"] is True
     assert results["preview_src"] == page_server + "fooocus/v1/styles/preview/trick.jpg"
     assert results["preview_caption"] == TRICKY

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +136,74 @@ def test_license_line_names_the_licence_and_the_folder() -> None:
 
 def test_probe_module_is_importable_without_gradio_side_effects() -> None:
     assert callable(ui_probe.main_all)
+
+
+# -- tooltips in a browser ------------------------------------------------------------------------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+# gradio 4's InputAccordion markup (Forge main), trimmed: the header button with the visible
+# checkbox, and the controls inside the accordion's body.
+TOOLTIP_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">
+<script>
+  window.gradioApp = function () { return document; };
+  window.__loaded = [];
+  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
+</script>
+<script src="fooocus_ui.js"></script>
+</head><body>
+<div id="t_enabled" class="block gradio-accordion input-accordion">
+  <button class="label-wrap"><span><input type="checkbox" id="t_enabled-visible-checkbox"> Fooocus</span></button>
+  <div class="wrap">
+    <div id="t_sharpness" class="block"><label><span data-testid="block-info">Sharpness</span>
+      <input type="number"><input type="range"></label></div>
+    <div id="t_styles_search" class="block"><label><span>Search styles</span><textarea></textarea></label></div>
+    <button id="t_styles_refresh">Refresh</button>
+    <div id="t_license" class="block"><span>licence line</span></div>
+  </div>
+</div>
+__CARRIER__
+<pre id="results"></pre>
+<script>
+  window.__loaded.forEach(function (callback) { callback(); });
+  var title = function (selector) { var e = document.querySelector(selector); return e && e.getAttribute("title"); };
+  document.getElementById("results").textContent = "RESULTS:" + JSON.stringify({
+    header: title("#t_enabled .label-wrap"), header_box: title("#t_enabled-visible-checkbox"),
+    container: title("#t_enabled"), sharpness_label: title("#t_sharpness span"),
+    sharpness_input: title("#t_sharpness input"), search: title("#t_styles_search textarea"),
+    refresh: title("#t_styles_refresh"), license: title("#t_license span")
+  });
+</script>
+</body></html>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium)")
+def test_each_control_shows_its_own_tooltip_in_headless_chromium(tmp_path: Path) -> None:
+    # Seen on real Forge main: the accordion's help went onto every label inside it, so hovering
+    # "Sharpness" showed "Turn on the Fooocus tricks ..." instead of the slider's own line.
+    tips = {"t_enabled": FIELDS_BY_NAME["enabled"].help, "t_sharpness": FIELDS_BY_NAME["sharpness"].help,
+            "t_styles_search": fooocus_ui.STYLE_SEARCH_HELP, "t_styles_refresh": fooocus_ui.STYLE_REFRESH_HELP}
+    page = TOOLTIP_PAGE.replace("__CARRIER__", fooocus_ui.tooltip_html(tips, "txt2img"))
+    (tmp_path / "index.html").write_text(page, encoding="utf-8")
+    shutil.copy(REPO / "javascript" / "fooocus_ui.js", tmp_path)
+    command = [
+        CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
+        "--allow-file-access-from-files", "--virtual-time-budget=5000", "--dump-dom",
+        (tmp_path / "index.html").as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    marker = done.stdout.find("RESULTS:")
+    assert marker != -1, f"page did not finish: {done.stderr[-2000:]}"
+    text = done.stdout[marker + len("RESULTS:"):].split("</pre>", 1)[0]
+    results = json.loads(html_module.unescape(text))
+    enabled_help = FIELDS_BY_NAME["enabled"].help
+    assert results["header"] == enabled_help and results["header_box"] == enabled_help
+    assert results["container"] is None
+    assert results["sharpness_label"] == FIELDS_BY_NAME["sharpness"].help
+    assert results["sharpness_input"] == FIELDS_BY_NAME["sharpness"].help
+    assert results["search"] == fooocus_ui.STYLE_SEARCH_HELP
+    assert results["refresh"] == fooocus_ui.STYLE_REFRESH_HELP
+    assert results["license"] is None

@@ -162,8 +162,19 @@ def infotext_entries(params: FooocusParams, rewrite: Rewrite | None) -> dict[str
     }
     for key, values in per_image.items():
         if values:
+            if key != EXPANSION_INFOTEXT_KEY:
+                values = [infotext_prompt_value(value) for value in values]
             entries[key] = values[0] if len(set(values)) == 1 else list(values)
     return entries
+
+
+# The hosts write an empty value bare ("Key: ,") and their parser drops it again, so an empty original
+# prompt would never be restored (the styled one would stay). Written as `""`, it parses back to "".
+EMPTY_INFOTEXT_VALUE = '""'
+
+
+def infotext_prompt_value(text: str) -> str:
+    return text if text else EMPTY_INFOTEXT_VALUE
 
 
 def write_infotext(p: Any, entries: dict[str, list[str] | str], per_image_lists: bool | None = None) -> None:

@@ -34,6 +34,9 @@ LICENSE_LINE = (
     "bundled: they are downloaded by you, on first use, into {folder} (or placed there by hand)."
 )
 
+STYLE_SEARCH_HELP = "Filter the styles by words in their names; selected styles always stay in view."
+STYLE_REFRESH_HELP = "Read the style folders again (after adding or editing style files)."
+
 
 @dataclass
 class FooocusUI:
@@ -190,6 +193,8 @@ def build_ui(
                         choices=list(defaults.styles), value=list(defaults.styles), label=FIELDS_BY_NAME["styles"].label,
                         elem_id=elem_id("styles"),
                     )
+                tooltips[elem_id("styles_search")] = STYLE_SEARCH_HELP
+                tooltips[elem_id("styles_refresh")] = STYLE_REFRESH_HELP
             for name in names:
                 tooltips[elem_id(name)] = FIELDS_BY_NAME[name].help
         # Hidden carriers for the API's `infotext` field (see `original_prompt_function`).
