@@ -37,8 +37,6 @@ def reload_style_library() -> Any:
 
 
 def expansion_settings() -> Any:
-    import dataclasses
-
     from lib_fooocus.expansion import ExpansionSettings
     from lib_fooocus.expansion_files import ExpansionSource
 
@@ -47,16 +45,14 @@ def expansion_settings() -> Any:
         weights_repo=str(settings.read(settings.KEY_EXPANSION_REPO) or "lllyasviel/misc").strip(),
         weights_revision=str(settings.read(settings.KEY_EXPANSION_REVISION) or "main").strip(),
     )
-    values = {
-        "model_dir": str(settings.expansion_model_dir()),
-        "device": None if use_cpu else text_encoder_device(),
-        "use_cpu": use_cpu,
-        "unload_after_generation": bool(settings.read(settings.KEY_EXPANSION_UNLOAD)),
-        "allow_download": bool(settings.read(settings.KEY_EXPANSION_DOWNLOAD)),
-        "source": source,
-    }
-    known = {f.name for f in dataclasses.fields(ExpansionSettings)}
-    return ExpansionSettings(**{k: v for k, v in values.items() if k in known})
+    return ExpansionSettings(
+        model_dir=str(settings.expansion_model_dir()),
+        device=None if use_cpu else text_encoder_device(),
+        use_cpu=use_cpu,
+        unload_after_generation=bool(settings.read(settings.KEY_EXPANSION_UNLOAD)),
+        allow_download=bool(settings.read(settings.KEY_EXPANSION_DOWNLOAD)),
+        source=source,
+    )
 
 
 def expansion_service() -> Any:
@@ -78,13 +74,8 @@ def unload_expansion_if_configured() -> None:
     """After a generation or a preview: drop the model when "unload after generation" is set."""
     with _LOCK:
         service = _STATE.get("expansion")
-    if service is None:
-        return
-    finish = getattr(service, "finish_generation", None)
-    if callable(finish):
-        finish()
-    elif settings.read(settings.KEY_EXPANSION_UNLOAD):
-        service.unload()
+    if service is not None:
+        service.finish_generation()  # unloads only when the setting says so
 
 
 def text_encoder_device() -> Any:
