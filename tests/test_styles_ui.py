@@ -9,12 +9,12 @@ import http.server
 import json
 import re
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from headless_chromium import needs_chromium, page_results
 
 from lib_fooocus.styles import REPO_ROOT, StyleLibrary
 from lib_fooocus.ui_style_picker import (
@@ -98,7 +98,6 @@ def test_picker_uses_fooocus_default_without_value() -> None:
 
 # -- browser --------------------------------------------------------------------------------------
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 TRICKY = '<img src=x onerror="window.__xss=1">Trick'
 NAMES = ["Fooocus V2", "Random Style", "Warm Portrait Film", "Noir Crime Frame", "Pixel Sprite", TRICKY, "Film Noir Alley"]
 
@@ -230,18 +229,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium)")
+@needs_chromium
 def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_path: Path) -> None:
-    command = [
-        CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000", "--dump-dom", page_server + "index.html",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-    marker = done.stdout.find("RESULTS:")
-    assert marker != -1, f"page did not finish: {done.stderr[-2000:]}"
-    text = done.stdout[marker + len("RESULTS:"):].split("</pre>", 1)[0]
-    results = json.loads(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("&quot;", '"'))
+    results = page_results(page_server + "index.html", tmp_path / "profile", budget_ms=10000)
     assert results["initial"] == NAMES
     assert results["noir"] == ["Noir Crime Frame", "Film Noir Alley"]
     assert results["two_words"] == ["Film Noir Alley"]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from headless_chromium import needs_chromium, page_results
 from webui_fakes import gradio3_env, ui_probe
 
 from lib_fooocus.params import FIELD_NAMES, FIELDS, FIELDS_BY_NAME
@@ -99,7 +100,6 @@ def test_tooltip_carrier_holds_every_help_line_escaped() -> None:
     html_text = fooocus_ui.tooltip_html(tips, "txt2img", open_on_load=True, accordion_id="acc")
     assert "<script>" not in html_text
     assert 'data-open="1"' in html_text and 'data-accordion="acc"' in html_text
-    import html as html_module
     import re
 
     payload = re.search(r'data-tooltips="([^"]*)"', html_text).group(1)
@@ -140,7 +140,6 @@ def test_probe_module_is_importable_without_gradio_side_effects() -> None:
 
 # -- tooltips in a browser ------------------------------------------------------------------------
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 # gradio 4's InputAccordion markup (Forge main), trimmed: the header button with the visible
 # checkbox, and the controls inside the accordion's body.
@@ -179,7 +178,7 @@ __CARRIER__
 """
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium)")
+@needs_chromium
 def test_each_control_shows_its_own_tooltip_in_headless_chromium(tmp_path: Path) -> None:
     # Seen on real Forge main: the accordion's help went onto every label inside it, so hovering
     # "Sharpness" showed "Turn on the Fooocus tricks ..." instead of the slider's own line.
@@ -188,17 +187,8 @@ def test_each_control_shows_its_own_tooltip_in_headless_chromium(tmp_path: Path)
     page = TOOLTIP_PAGE.replace("__CARRIER__", fooocus_ui.tooltip_html(tips, "txt2img"))
     (tmp_path / "index.html").write_text(page, encoding="utf-8")
     shutil.copy(REPO / "javascript" / "fooocus_ui.js", tmp_path)
-    command = [
-        CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
-        "--allow-file-access-from-files", "--virtual-time-budget=5000", "--dump-dom",
-        (tmp_path / "index.html").as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-    marker = done.stdout.find("RESULTS:")
-    assert marker != -1, f"page did not finish: {done.stderr[-2000:]}"
-    text = done.stdout[marker + len("RESULTS:"):].split("</pre>", 1)[0]
-    results = json.loads(html_module.unescape(text))
+    results = page_results((tmp_path / "index.html").as_uri(), tmp_path / "profile", budget_ms=5000,
+                           extra_flags=("--allow-file-access-from-files",))
     enabled_help = FIELDS_BY_NAME["enabled"].help
     assert results["header"] == enabled_help and results["header_box"] == enabled_help
     assert results["container"] is None
