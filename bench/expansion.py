@@ -80,7 +80,7 @@ def write_model_folder(folder: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from lib_fooocus.expansion_files import state_dict_for_safetensors
+    from lib_fooocus.expansion.files import state_dict_for_safetensors
 
     vocab, merges, words = synthetic_vocab()
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    from lib_fooocus.expansion import FooocusExpansion, max_new_tokens_for, safe_str
+    from lib_fooocus.expansion.engine import FooocusExpansion, max_new_tokens_for, safe_str
 
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads"

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib_fooocus.cfg import fooocus_cfg
+from lib_fooocus.guidance.cfg import fooocus_cfg
+from lib_fooocus.guidance.sharpness import joint_bilateral_filter, standardized_guide
 from lib_fooocus.params import FooocusParams
-from lib_fooocus.sharpness import joint_bilateral_filter, standardized_guide
 
 SHAPE = (1, 4, 128, 128)  # SDXL latent of a 1024 × 1024 image
 

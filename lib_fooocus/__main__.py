@@ -11,8 +11,8 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "expand": ("lib_fooocus.expansion_cli", "Fooocus V2 prompt expansion of a prompt"),
-    "styles": ("lib_fooocus.styles_cli", "list, search and apply styles; import Fooocus's styles"),
+    "expand": ("lib_fooocus.cli.expansion", "Fooocus V2 prompt expansion of a prompt"),
+    "styles": ("lib_fooocus.cli.styles", "list, search and apply styles; import Fooocus's styles"),
 }
 
 

@@ -10,9 +10,14 @@ import modules.scripts as scripts
 from modules import script_callbacks
 
 from lib_fooocus.webui import hooks
+from lib_fooocus.webui.context import FooocusContext
 from lib_fooocus.webui.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# One per WebUI process: the txt2img, img2img and API instances of the Script and the callbacks
+# registered below share the style library, the expansion service and the host adapter.
+CONTEXT = FooocusContext()
 
 PROMPT_ELEM_IDS = {"txt2img_prompt": ("txt2img", "prompt"), "img2img_prompt": ("img2img", "prompt"),
                    "txt2img_seed": ("txt2img", "seed"), "img2img_seed": ("img2img", "seed")}
@@ -23,7 +28,8 @@ class FooocusScript(scripts.Script):
 
     def __init__(self):
         super().__init__()
-        self.runtime = Runtime()
+        self.context = CONTEXT
+        self.runtime = Runtime(self.context)
         self.seen_components: dict[tuple[str, str], object] = {}
 
     def title(self):
@@ -39,7 +45,7 @@ class FooocusScript(scripts.Script):
             self.seen_components[where] = component
 
     def ui(self, is_img2img):
-        built = hooks.build_script_ui(self, is_img2img)
+        built = hooks.build_script_ui(self, is_img2img, self.context)
         self.infotext_fields = built.infotext_fields
         self.paste_field_names = []
         return built.components
@@ -63,4 +69,4 @@ class FooocusScript(scripts.Script):
         self.runtime.postprocess(p)
 
 
-hooks.register_callbacks(script_callbacks, scripts)
+hooks.register_callbacks(script_callbacks, scripts, CONTEXT)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib_fooocus.expansion_files import SAFETENSORS_NAME, sha256_of
+from lib_fooocus.downloads import sha256_of_file
+from lib_fooocus.expansion.files import SAFETENSORS_NAME
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -136,7 +137,7 @@ def write_model_dir(
     elif weights == "safetensors":
         from safetensors.torch import save_file
 
-        from lib_fooocus.expansion_files import state_dict_for_safetensors
+        from lib_fooocus.expansion.files import state_dict_for_safetensors
 
         save_file(
             state_dict_for_safetensors(state), str(folder / SAFETENSORS_NAME), metadata={"format": "pt"}
@@ -145,11 +146,11 @@ def write_model_dir(
 
 
 def small_file_hashes(folder: Path) -> tuple[tuple[str, str], ...]:
-    return tuple((name, sha256_of(folder / name)) for name in SMALL_NAMES)
+    return tuple((name, sha256_of_file(folder / name)) for name in SMALL_NAMES)
 
 
 def fooocus_logits_processor(base_bias: torch.Tensor, comma_id: int):
-    """Fooocus's processor, written from the spec: bias copy, ban every token in the sequence, comma 0."""
+    """Fooocus's processor (`extras/expansion.py`, `logits_processor`), in our words: bias copy, ban every token in the sequence, comma 0."""
 
     def process(input_ids, scores):
         bias = base_bias.to(scores).clone()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lib_fooocus.adm import (
+from lib_fooocus.guidance.adm import (
     ADM_DIM,
     fourier_embedding,
     negative_adm,
@@ -13,7 +13,7 @@ from lib_fooocus.adm import (
     select_adm,
     size_embedding,
 )
-from lib_fooocus.schedule import karras_sigmas, sdxl_sigmas, timestep_from_sigma
+from lib_fooocus.guidance.schedule import karras_sigmas, sdxl_sigmas, timestep_from_sigma
 
 
 def naive_fourier(value: float, dim: int = 256) -> torch.Tensor:

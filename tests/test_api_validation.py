@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from lib_fooocus.params import FIELD_NAMES
-from lib_fooocus.styles import StyleLibrary
+from lib_fooocus.styles.library import StyleLibrary
 from lib_fooocus.webui.api_validation import (
     FooocusRequestValidator,
     infotext_pairs,

@@ -4,7 +4,7 @@ import kornia
 import pytest
 import torch
 
-from lib_fooocus.cfg import adaptive_cfg, effective_cfg_scale, fooocus_cfg, is_cfg_one
+from lib_fooocus.guidance.cfg import adaptive_cfg, effective_cfg_scale, fooocus_cfg, is_cfg_one
 from lib_fooocus.params import FooocusParams
 
 
@@ -35,7 +35,7 @@ def test_adaptive_cfg_per_row_progress():
 
 
 def reference_fooocus_cfg(x, x0_c, x0_u, cfg, sharpness, mimic, progress):
-    """Independent formulation of spec §3–§4 per row, with kornia's filter."""
+    """Independent formulation of Fooocus's `modules/patch.py` compute_cfg + sharpness per row, with kornia's filter."""
     out = []
     for b, p in enumerate(progress.tolist()):
         xb, cb, ub = x[b : b + 1].double(), x0_c[b : b + 1].double(), x0_u[b : b + 1].double()

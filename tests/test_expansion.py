@@ -16,7 +16,7 @@ from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse
     write_model_dir,
 )
 
-from lib_fooocus.expansion import (
+from lib_fooocus.expansion.engine import (
     FooocusExpansion,
     MissingExpansionFilesError,
     apply_cleanup_spaces,

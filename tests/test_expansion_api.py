@@ -19,8 +19,9 @@ from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse
 )
 
 from lib_fooocus.__main__ import main as cli_main
-from lib_fooocus.expansion import ExpansionService, ExpansionSettings, FooocusExpansion
-from lib_fooocus.expansion_files import LICENSE_NOTICE, MissingExpansionFilesError
+from lib_fooocus.expansion.engine import FooocusExpansion
+from lib_fooocus.expansion.files import LICENSE_NOTICE, MissingExpansionFilesError
+from lib_fooocus.expansion.service import ExpansionService, ExpansionSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CASES = [("a photo of the cat", 1), ("a house", 42), ("the river with kaka", 9), ("dog and tree", 2**40)]
@@ -128,7 +129,7 @@ def client(model_dir):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from lib_fooocus.expansion_rest import register_expand_route
+    from lib_fooocus.webui.rest_expansion import register_expand_route
 
     app = FastAPI()
     services = {"current": service_for(model_dir)}
@@ -205,7 +206,7 @@ def test_cli_missing_files_exit_1_with_the_message(tmp_path, capsys):
 
 _DOWNLOAD_SCRIPT = """
 import json, sys
-from lib_fooocus import expansion_files
+from lib_fooocus.expansion import files as expansion_files
 expansion_files.SMALL_FILES.clear()
 expansion_files.SMALL_FILES.update(json.loads(sys.argv[1]))
 from lib_fooocus.__main__ import main

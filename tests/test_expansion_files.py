@@ -17,9 +17,10 @@ from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse
     write_model_dir,
 )
 
-from lib_fooocus import expansion_files
-from lib_fooocus.expansion import FooocusExpansion
-from lib_fooocus.expansion_files import (
+from lib_fooocus.downloads import sha256_of_file
+from lib_fooocus.expansion import files as expansion_files
+from lib_fooocus.expansion.engine import FooocusExpansion
+from lib_fooocus.expansion.files import (
     LICENSE_NOTICE,
     SAFETENSORS_NAME,
     ExpansionSource,
@@ -29,7 +30,6 @@ from lib_fooocus.expansion_files import (
     ensure_expansion_files,
     load_pickle_state_dict,
     missing_files,
-    sha256_of,
 )
 
 
@@ -185,7 +185,7 @@ def test_download_into_empty_folder(tmp_path, hub, original, caplog):
     caplog.set_level("INFO")
     ensure_expansion_files(folder, source_for(hub, original, tmp_path / "hf"))
     for name in SMALL_NAMES:
-        assert sha256_of(folder / name) == sha256_of(original / name)
+        assert sha256_of_file(folder / name) == sha256_of_file(original / name)
     assert (folder / SAFETENSORS_NAME).is_file()
     assert not (folder / "fooocus_expansion.bin").exists()  # the pickle stays in the hub cache
     assert LICENSE_NOTICE in caplog.text
@@ -274,6 +274,6 @@ def test_pinned_weights_sha256_must_match_the_hub(tmp_path, hub, original):
     with pytest.raises(MissingExpansionFilesError, match="pins"):
         ensure_expansion_files(tmp_path / "pinned", pinned)
     assert not any(method == "GET" and "fooocus_expansion" in path for method, path, _r in hub.requests)
-    good = dataclasses.replace(source, weights_sha256=sha256_of(original / "pytorch_model.bin").upper())
+    good = dataclasses.replace(source, weights_sha256=sha256_of_file(original / "pytorch_model.bin").upper())
     ensure_expansion_files(tmp_path / "pinned", good)
     assert (tmp_path / "pinned" / SAFETENSORS_NAME).is_file()

@@ -1,4 +1,5 @@
-"""A1111 adapter against the contract harness (A1111 1.6 – 1.10 behaviours, webui-api.md §1–§2)."""
+"""A1111 adapter against the contract harness (A1111 1.6 – 1.10 behaviours, the callback contract of
+`modules/script_callbacks.py` and `modules/sd_samplers_cfg_denoiser.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from harness import A1111Host, generate, registered_count, start, toy
 from harness.a1111_host import DictWithShape, ScriptStandIn
 from harness.expect import a1111_expected, emphasized, plain_combine
 
-from lib_fooocus.hosts.common import STATE_ATTRIBUTE
+from lib_fooocus.hosts.lifecycle import STATE_ATTRIBUTE
 from lib_fooocus.params import FooocusParams
 
 STRONG = FooocusParams(enabled=True, sharpness=20.0, adaptive_cfg=5.0)

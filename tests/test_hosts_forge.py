@@ -12,11 +12,10 @@ from harness import A1111Host, ScriptStandIn, generate, registered_count, start,
 from harness.expect import emphasized, forge_expected
 from harness.forge_host import ForgeHost, post_cfg_functions, unet_in_use
 
-import lib_fooocus.hosts as hosts
-from lib_fooocus.hosts.common import STATE_ATTRIBUTE
+from lib_fooocus.guidance.sharpness import sharpen_positive_eps
 from lib_fooocus.hosts.forge import HOOK_MARK, MARKER_KEY
+from lib_fooocus.hosts.lifecycle import STATE_ATTRIBUTE
 from lib_fooocus.params import FooocusParams
-from lib_fooocus.sharpness import sharpen_positive_eps
 
 STRONG = FooocusParams(enabled=True, sharpness=20.0, adaptive_cfg=5.0)
 LINES = ["forge-main", "forge-classic"]
@@ -43,7 +42,6 @@ def test_detects_each_forge_line_by_its_modules(monkeypatch, line):
     host = ForgeHost(line)
     adapter = start(host, monkeypatch)
     assert adapter.name == line
-    assert hosts.get_adapter() is adapter  # cached
 
 
 def test_detects_a1111_without_forge_modules(monkeypatch):
@@ -51,13 +49,14 @@ def test_detects_a1111_without_forge_modules(monkeypatch):
 
 
 def test_detection_happens_at_first_call_not_at_import(monkeypatch):
-    monkeypatch.setattr(hosts, "_ADAPTER", [])
+    from lib_fooocus.webui.context import FooocusContext
+
+    context = FooocusContext()
     ForgeHost("forge-classic").install(monkeypatch)
-    assert hosts.get_adapter().name == "forge-classic"
+    assert context.adapter().name == "forge-classic"
     ForgeHost("forge-main").install(monkeypatch)
-    assert hosts.get_adapter().name == "forge-classic"  # cached until reset
-    hosts.reset_adapter_cache()
-    assert hosts.get_adapter().name == "forge-main"
+    assert context.adapter().name == "forge-classic"  # kept for the life of the context
+    assert FooocusContext().adapter().name == "forge-main"
     assert "lib_fooocus.hosts.forge" in sys.modules
 
 
@@ -117,7 +116,7 @@ def test_disabled_is_bit_identical_and_touches_nothing(monkeypatch, line):
 @pytest.mark.parametrize("line", LINES)
 @pytest.mark.parametrize("prompt", ["a cat AND a hat:0.5", "a cat:0.6 AND a hat:0.4"])
 def test_and_prompts_keep_each_lines_semantics(monkeypatch, line, prompt):
-    from lib_fooocus.cfg import fooocus_cfg
+    from lib_fooocus.guidance.cfg import fooocus_cfg
 
     host = ForgeHost(line)
     adapter = start(host, monkeypatch)
@@ -296,7 +295,7 @@ class OtherScript(ScriptStandIn):
 @pytest.mark.parametrize("line", LINES)
 @pytest.mark.parametrize("other_first", [True, False])
 def test_chains_with_another_cfg_function(monkeypatch, caplog, line, other_first):
-    from lib_fooocus.cfg import effective_cfg_scale
+    from lib_fooocus.guidance.cfg import effective_cfg_scale
 
     host = ForgeHost(line)
     adapter = start(host, monkeypatch)

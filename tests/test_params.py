@@ -8,7 +8,8 @@ import pytest
 from lib_fooocus.params import FIELDS, FIELDS_BY_NAME, FooocusParams, ParamsError
 
 EXPECTED_NUMERIC = {
-    # name: (default, minimum, maximum) — Fooocus's defaults and UI ranges (spec §1.1)
+    # name: (default, minimum, maximum) — Fooocus's defaults and UI ranges (Fooocus `webui.py` sliders and
+    # `modules/config.py` defaults at 59f183ab)
     "sharpness": (2.0, 0.0, 30.0),
     "adaptive_cfg": (7.0, 1.0, 30.0),
     "adm_scaler_positive": (1.5, 0.1, 3.0),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib_fooocus.prompt_assembly import (
+from lib_fooocus.styles.assembly import (
     BREAK,
     INFOTEXT_NEGATIVE_KEY,
     INFOTEXT_PROMPT_KEY,
@@ -17,7 +17,7 @@ from lib_fooocus.prompt_assembly import (
     restore_original_prompts,
     split_network_tags,
 )
-from lib_fooocus.styles import StyleLibrary, UnknownStyleError
+from lib_fooocus.styles.library import StyleLibrary, UnknownStyleError
 
 
 @pytest.fixture
@@ -101,8 +101,9 @@ def test_random_style_uses_the_image_seed(library: StyleLibrary) -> None:
 def test_infotext_round_trip_restores_the_users_prompt(library: StyleLibrary) -> None:
     original, original_negative = "a cat <lora:x:1>\nwith a hat", "dogs"
     positive, negative, _ = assemble_prompt(library, original, original_negative, ["Sharp"], 1)
-    fields = original_prompt_infotext(original, original_negative, positive, negative)
-    assert fields == {INFOTEXT_PROMPT_KEY: original, INFOTEXT_NEGATIVE_KEY: original_negative}
+    per_image = original_prompt_infotext([original], [original_negative], [positive], [negative])
+    assert per_image == {INFOTEXT_PROMPT_KEY: [original], INFOTEXT_NEGATIVE_KEY: [original_negative]}
+    fields = {key: values[0] for key, values in per_image.items()}
     pasted = {"Prompt": positive, "Negative prompt": negative, "Steps": "20", **fields}
     assert restore_original_prompts(pasted)
     assert pasted["Prompt"] == original
@@ -113,8 +114,10 @@ def test_infotext_round_trip_restores_the_users_prompt(library: StyleLibrary) ->
 
 
 def test_unchanged_prompts_are_not_recorded() -> None:
-    assert original_prompt_infotext("a", "b", "a", "b") == {}
-    assert original_prompt_infotext("a", "b", "a", "x BREAK b") == {INFOTEXT_NEGATIVE_KEY: "b"}
+    assert original_prompt_infotext(["a"], ["b"], ["a"], ["b"]) == {}
+    assert original_prompt_infotext(["a"], ["b"], ["a"], ["x BREAK b"]) == {INFOTEXT_NEGATIVE_KEY: ["b"]}
+    # one changed image records every image's original; an empty original is written as ""
+    assert original_prompt_infotext(["a", ""], ["", ""], ["a", "z"], ["", ""]) == {INFOTEXT_PROMPT_KEY: ["a", '""']}
     params = {"Prompt": "a"}
     assert not restore_original_prompts(params)
     assert params == {"Prompt": "a"}

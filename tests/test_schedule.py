@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib_fooocus.schedule import karras_sigmas, progress_from_sigma, sdxl_sigmas, timestep_from_sigma
+from lib_fooocus.guidance.schedule import karras_sigmas, progress_from_sigma, sdxl_sigmas, timestep_from_sigma
 
-# Spec §1.4: SDXL, Karras, 30 steps, σ ∈ [σ_min, σ_max], ρ = 7.
+# Fooocus's default schedule (`ldm_patched/k_diffusion/sampling.py` get_sigmas_karras): SDXL, Karras, 30 steps, σ ∈ [σ_min, σ_max], ρ = 7.
 KARRAS_30_T = [999, 975, 949, 923, 894, 863, 830, 795, 757, 716, 672, 624, 572, 517, 458, 397, 334, 273,
                214, 162, 117, 80, 53, 33, 20, 11, 6, 3, 1, 0]
 KARRAS_30_P = [0.000, 0.024, 0.050, 0.076, 0.105, 0.136, 0.169, 0.204, 0.242, 0.283, 0.327, 0.375, 0.427,

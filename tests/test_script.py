@@ -15,10 +15,12 @@ import pytest
 import webui_fakes
 
 from lib_fooocus.params import FIELDS, FooocusParams
-from lib_fooocus.prompt_assembly import INFOTEXT_PROMPT_KEY
-from lib_fooocus.styles import StyleLibrary
-from lib_fooocus.webui import generation, paste, services, settings, xyz
+from lib_fooocus.styles.assembly import INFOTEXT_PROMPT_KEY
+from lib_fooocus.styles.library import StyleLibrary
+from lib_fooocus.webui import context as context_module
+from lib_fooocus.webui import generation, paste, settings, xyz
 from lib_fooocus.webui.api_validation import infotext_pairs
+from lib_fooocus.webui.context import FooocusContext
 from lib_fooocus.webui.runtime import PARAMS_ATTRIBUTE, Runtime
 from lib_fooocus.webui.script_args import XYZ_ATTRIBUTE
 
@@ -58,6 +60,9 @@ class FakeExpander:
             raise self.fail
         return f"exp{seed} words"
 
+    def finish_generation(self) -> None:
+        pass
+
 
 def load_script_module():
     spec = importlib.util.spec_from_file_location("fooocus_script_under_test", REPO / "scripts" / "fooocus.py")
@@ -69,19 +74,19 @@ def load_script_module():
 @pytest.fixture
 def host(monkeypatch, request):
     name = getattr(request, "param", "a1111-1.6")
-    fakes = webui_fakes.install(name, monkeypatch.setitem)
-    services.reset()
-    services.set_for_tests(library=LIBRARY)
-    yield fakes
-    services.reset()
+    return webui_fakes.install(name, monkeypatch.setitem)
 
 
 @pytest.fixture
-def script(host):
+def script(host, monkeypatch):
+    adapter, expander = FakeAdapter(), FakeExpander()
+    context = FooocusContext(
+        load_style_library=lambda: LIBRARY, make_expansion_service=lambda _settings: expander, make_adapter=lambda: adapter
+    )
+    # The Script file creates the process-wide context when it is loaded: hand it the test's one.
+    monkeypatch.setattr(context_module, "FooocusContext", lambda: context)
     module = load_script_module()
     instance = module.FooocusScript()
-    adapter, expander = FakeAdapter(), FakeExpander()
-    instance.runtime = Runtime(get_adapter=lambda: adapter, get_library=lambda: LIBRARY, get_expander=lambda: expander)
     instance.adapter, instance.expander = adapter, expander
     return instance
 
@@ -401,13 +406,14 @@ def test_settings_read_falls_back_without_a_host() -> None:
 def test_expansion_settings_follow_the_options(host) -> None:
     host.shared.opts.add_option(settings.KEY_EXPANSION_DEVICE, host.shared.OptionInfo(settings.DEVICE_CPU))
     host.shared.opts.add_option(settings.KEY_EXPANSION_REVISION, host.shared.OptionInfo("abc123"))
-    config = services.expansion_settings()
+    context = FooocusContext()
+    config = context.expansion_settings()
     assert config.use_cpu is True and config.device is None
     assert config.source.weights_revision == "abc123" and config.source.weights_repo == "lllyasviel/misc"
-    first = services.expansion_service()
-    assert services.expansion_service() is first
+    first = context.expansion_service()
+    assert context.expansion_service() is first
     host.shared.opts.fooocus_expansion_hub_revision = "def456"
-    assert services.expansion_service() is not first
+    assert context.expansion_service() is not first
 
 
 def test_app_started_adds_routes_and_validator_once(host, script) -> None:
@@ -434,7 +440,9 @@ def test_generation_helpers_per_image_detection(host) -> None:
 
 def test_postprocess_unloads_the_expansion_when_set(host, script, monkeypatch) -> None:
     host.shared.opts.add_option(settings.KEY_EXPANSION_UNLOAD, host.shared.OptionInfo(True))
-    service = services.expansion_service()  # the real service, never loaded here
+    script.context = FooocusContext(load_style_library=lambda: LIBRARY, make_adapter=lambda: script.adapter)
+    script.runtime = Runtime(script.context)
+    service = script.context.expansion_service()  # the real service, never loaded here
     unloaded = []
     monkeypatch.setattr(service, "unload", lambda: unloaded.append(True))
     p = make_p(host)

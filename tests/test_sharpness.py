@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib_fooocus.sharpness import (
+from lib_fooocus.guidance.sharpness import (
     joint_bilateral_filter,
     sharpen_positive_eps,
     sharpness_alpha,
@@ -16,7 +16,7 @@ from lib_fooocus.sharpness import (
 
 
 def naive_joint_bilateral(x: np.ndarray, guide: np.ndarray, k: int = 13, ss: float = 3.0, sc: float = 3.0):
-    """Spec §3.3, pixel by pixel in float64: 13×13 window, reflect padding, L1 colour distance."""
+    """Fooocus's `modules/anisotropic.py` `adaptive_anisotropic_filter`, pixel by pixel in float64: 13×13 window, reflect padding, L1 colour distance."""
     r = k // 2
     offsets = np.arange(-r, r + 1)
     g = np.exp(-(offsets**2) / (2 * ss**2))

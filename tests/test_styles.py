@@ -1,4 +1,4 @@
-"""Fooocus's style rules (spec section 7) on style files made by the tests."""
+"""Fooocus's style rules (Fooocus `modules/sdxl_styles.py` and `modules/async_worker.py` at 59f183ab) on style files made by the tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lib_fooocus.styles import (
+from lib_fooocus.styles.library import (
     FOOOCUS_DEFAULT_SELECTION,
     OWN_DEFAULT_SELECTION,
     Style,
@@ -151,7 +151,7 @@ def test_malformed_files_and_entries_warn_once_each_and_the_rest_loads(
         {"name": "   "},
         style("good two", "{prompt} h"),
     ])
-    with caplog.at_level(logging.WARNING, logger="lib_fooocus.styles"):
+    with caplog.at_level(logging.WARNING, logger="lib_fooocus.styles.library"):
         library = StyleLibrary.load([tmp_path])
     assert library.names == ["Good One", "Good Two"]
     assert len(library.warnings) == 6
@@ -239,7 +239,7 @@ def test_styles_apply_in_selection_order_with_negatives_before_the_users(library
 
 
 def test_fooocus_default_combination(library: StyleLibrary) -> None:
-    # spec 7.5: Enhance + Sharp, empty negative -> [Sharp(prompt)] / [Enhance-neg, Sharp-neg]
+    # Fooocus's assembly (async_worker.py): Enhance + Sharp, empty negative -> [Sharp(prompt)] / [Enhance-neg, Sharp-neg]
     positive, negative = library.apply("a cat", "", ["Fooocus V2", "Enhance", "Sharp"])
     assert positive == ["cinematic still a cat . crisp"]
     assert negative == ["low quality, artefacts", "blurry, soft"]

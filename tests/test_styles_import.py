@@ -11,20 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from lib_fooocus.styles import StyleLibrary
-from lib_fooocus.styles_import import (
+from lib_fooocus.downloads import FOOOCUS_COMMIT, download_verified
+from lib_fooocus.styles.importer import (
     DEFAULT_BASE_URL,
-    FOOOCUS_COMMIT,
     FOOOCUS_STYLE_SHA256,
     StyleImportError,
-    download_verified,
-    find_fooocus_styles_dir,
     import_a1111_csv,
     import_fooocus_styles,
     preview_hashes,
     raise_for_failures,
     resolve_base_url,
 )
+from lib_fooocus.styles.library import StyleLibrary, find_fooocus_styles_dir
 
 GOOD = json.dumps([{"name": "served-style", "prompt": "served {prompt}", "negative_prompt": "served neg"}]).encode()
 OTHER = json.dumps([{"name": "other", "prompt": "{prompt}"}]).encode()
@@ -185,7 +183,7 @@ def test_a1111_csv_import_writes_an_equivalent_json(tmp_path: Path) -> None:
 
 
 def test_load_library_with_a_fooocus_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lib_fooocus.styles import load_library
+    from lib_fooocus.styles.library import load_library
 
     user = tmp_path / "user"
     monkeypatch.setenv("SD_WEBUI_FOOOCUS_STYLES_DIR", str(user))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lib_fooocus.styles import (
+from lib_fooocus.styles.library import (
     BUNDLED_STYLES_DIR,
     OWN_DEFAULT_SELECTION,
     PLACEHOLDER,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lib_fooocus.__main__ import main
-from lib_fooocus.styles import REPO_ROOT, StyleLibrary
+from lib_fooocus.styles.library import REPO_ROOT, StyleLibrary
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"
 
@@ -34,7 +34,7 @@ def client(style_dir: Path):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from lib_fooocus.styles_rest import register_style_routes
+    from lib_fooocus.webui.rest_styles import register_style_routes
 
     state = {"library": StyleLibrary.load([style_dir])}
     app = FastAPI()

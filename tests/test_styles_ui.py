@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from headless_chromium import needs_chromium, page_results
 
-from lib_fooocus.styles import REPO_ROOT, StyleLibrary
-from lib_fooocus.ui_style_picker import (
+from lib_fooocus.styles.library import REPO_ROOT, StyleLibrary
+from lib_fooocus.webui.style_picker import (
     GROUP_CLASS,
     count_html,
     kept_selection,
@@ -57,7 +57,7 @@ def test_refresh_keeps_the_surviving_selection_in_order() -> None:
 
 def test_picker_builds_inside_blocks() -> None:
     gr = pytest.importorskip("gradio")
-    from lib_fooocus.ui_style_picker import build_style_picker
+    from lib_fooocus.webui.style_picker import build_style_picker
 
     state = {"library": make_library("Alpha", "Beta")}
 
@@ -86,7 +86,7 @@ def test_picker_builds_inside_blocks() -> None:
 
 def test_picker_uses_fooocus_default_without_value() -> None:
     gr = pytest.importorskip("gradio")
-    from lib_fooocus.ui_style_picker import build_style_picker
+    from lib_fooocus.webui.style_picker import build_style_picker
 
     library = StyleLibrary.from_styles([
         {"name": "Fooocus Enhance", "negative_prompt": "x"}, {"name": "Fooocus Sharp", "prompt": "{prompt}"},

@@ -2,8 +2,8 @@
 
 The Script (`scripts/fooocus.py`) talks to one adapter:
 
-    from lib_fooocus.hosts import get_adapter
-    adapter = get_adapter()                 # detects the host at first call, cached
+    from lib_fooocus.hosts import create_adapter, detect_host
+    adapter = create_adapter(detect_host())  # the WebUI context does this once, at first use
     adapter.begin_generation(p, params)     # Script.process(); params validated and clamped
     adapter.before_sampling(p, params)      # process_before_every_sampling (A1111 1.10, Forge),
                                             # process_batch and before_hr (A1111 1.6-1.9); idempotent
@@ -39,9 +39,6 @@ class HostAdapter(Protocol):
     def end_generation(self, p: Any) -> None: ...
 
 
-_ADAPTER: list[HostAdapter] = []
-
-
 def module_available(name: str) -> bool:
     """True when `name` is importable (already imported modules count; a `None` entry does not)."""
     if name in sys.modules:
@@ -74,15 +71,3 @@ def create_adapter(host: str) -> HostAdapter:
         return ForgeAdapter(name=host)
     msg = f"unknown host {host!r}; expected 'a1111', 'forge-main' or 'forge-classic'"
     raise ValueError(msg)
-
-
-def get_adapter() -> HostAdapter:
-    """The adapter for the running host: detected at the first call (not at import), then cached."""
-    if not _ADAPTER:
-        _ADAPTER.append(create_adapter(detect_host()))
-    return _ADAPTER[0]
-
-
-def reset_adapter_cache() -> None:
-    """Forget the cached adapter (tests; a host reload)."""
-    _ADAPTER.clear()

@@ -1,6 +1,6 @@
 """A1111 WebUI (1.6 – 1.10) adapter: Fooocus's CFG and timed ADM through the cfg callbacks.
 
-Used through `lib_fooocus.hosts.get_adapter()`; the Script calls
+Created by `lib_fooocus.hosts.create_adapter("a1111")` (the WebUI context does it once); the Script calls
 `begin_generation(p, params)` from `process()`, `before_sampling(p, params)` from
 `process_before_every_sampling` (1.10) or `process_batch` + `before_hr` (1.6–1.9) and
 `end_generation(p)` from `postprocess()`.
@@ -35,9 +35,7 @@ from typing import Any
 
 import torch
 
-from .common import (
-    CallbackAdapter,
-    GenerationState,
+from .conditioning import (
     apply_negative_adm,
     conds_list_from_weights,
     is_close_to_one,
@@ -45,6 +43,7 @@ from .common import (
     sigma_table_or_default,
     timesteps_and_progress,
 )
+from .lifecycle import CallbackAdapter, GenerationState
 
 WEIGHT_SUM_EPSILON = 1e-6
 
@@ -211,7 +210,7 @@ def on_denoised(state: GenerationState, params: Any) -> None:
 
 def write_fooocus_result(state: GenerationState, x_out: torch.Tensor, stash: DenoiserStash) -> None:
     """Edit the cond rows of `x_out` in place so that the host's `combine_denoised` yields Fooocus's D."""
-    from lib_fooocus.cfg import fooocus_cfg
+    from lib_fooocus.guidance.cfg import fooocus_cfg
 
     w = stash.cfg_scale
     u = x_out[stash.n_cond :].to(torch.float32)

@@ -2,7 +2,7 @@
 `ldm_patched` line incl. reForge / Forge Classic (name "forge-classic"). Both expose the same
 UnetPatcher methods used here; nothing Forge-specific is imported.
 
-Used through `lib_fooocus.hosts.get_adapter()` with the same three calls as on A1111
+Created by `lib_fooocus.hosts.create_adapter(...)`, used with the same three calls as on A1111
 (`begin_generation`, `before_sampling` from `process_before_every_sampling`, `end_generation`).
 
 How it works:
@@ -41,16 +41,14 @@ from typing import Any
 
 import torch
 
-from .common import (
-    CallbackAdapter,
-    GenerationState,
+from .conditioning import (
     apply_negative_adm,
     is_close_to_one,
-    is_hires_pass,
     multicond_weights,
     sigma_table_or_default,
     timesteps_and_progress,
 )
+from .lifecycle import CallbackAdapter, GenerationState, is_hires_pass
 
 MARKER_KEY = "fooocus_generation"
 HOOK_MARK = "__fooocus_hook__"
@@ -144,7 +142,7 @@ def make_post_cfg_function(state: GenerationState) -> Any:
 
 
 def fooocus_denoised(state: GenerationState, args: dict[str, Any]) -> torch.Tensor:
-    from lib_fooocus.cfg import fooocus_cfg
+    from lib_fooocus.guidance.cfg import fooocus_cfg
 
     denoised = args["denoised"]
     cond_scale, state.forge_cond_scale = state.forge_cond_scale, None
@@ -172,8 +170,8 @@ def fooocus_denoised(state: GenerationState, args: dict[str, Any]) -> torch.Tens
 
 def chained_cfg(state: GenerationState, other: Any, args: dict[str, Any], cond_scale: float, progress: torch.Tensor) -> torch.Tensor:
     """Feed the other cfg function Fooocus's sharpened positive and effective scale."""
-    from lib_fooocus.cfg import effective_cfg_scale
-    from lib_fooocus.sharpness import sharpen_positive_eps
+    from lib_fooocus.guidance.cfg import effective_cfg_scale
+    from lib_fooocus.guidance.sharpness import sharpen_positive_eps
 
     x, x0_cond, x0_uncond, sigma = args["input"], args["cond_denoised"], args["uncond_denoised"], args["sigma"]
     eps_cond = sharpen_positive_eps(x - x0_cond, x0_cond, state.params.sharpness, progress)

@@ -16,7 +16,6 @@ from lib_fooocus.params import FooocusParams
 
 log = logging.getLogger(__name__)
 
-EXPANSION_INFOTEXT_KEY = "Fooocus V2 expansion"
 PER_IMAGE_ATTRIBUTE = "fooocus_per_image_infotext"
 
 
@@ -33,7 +32,7 @@ class Rewrite:
 
 
 def wants_expansion(params: FooocusParams) -> bool:
-    from lib_fooocus.styles import FOOOCUS_V2
+    from lib_fooocus.styles.library import FOOOCUS_V2
 
     return params.expansion or FOOOCUS_V2 in params.styles
 
@@ -64,8 +63,8 @@ def rewrite_prompts(
     """Rewrite `p.all_prompts` & co. in place. None (nothing touched) when no style is selected and
     the expansion is off. `expand(prompt, seed)` may raise: the generation then goes on without the
     expansion, and the reason is logged once and kept in `Rewrite.expansion_error`."""
-    from lib_fooocus.prompt_assembly import plan_prompt
-    from lib_fooocus.styles import FOOOCUS_V2
+    from lib_fooocus.styles.assembly import plan_prompt
+    from lib_fooocus.styles.library import FOOOCUS_V2
 
     use_expansion = wants_expansion(params) and expand is not None
     styles = [name for name in known_styles(library, params.styles) if library.resolve(name) != FOOOCUS_V2]
@@ -148,33 +147,19 @@ def host_supports_per_image_infotext() -> bool:
 
 def infotext_entries(params: FooocusParams, rewrite: Rewrite | None) -> dict[str, list[str] | str]:
     """Keys for `p.extra_generation_params`: scalar when the same for every image, else a per-image list."""
-    from lib_fooocus.prompt_assembly import INFOTEXT_NEGATIVE_KEY, INFOTEXT_PROMPT_KEY
+    from lib_fooocus.styles.assembly import INFOTEXT_EXPANSION_KEY, original_prompt_infotext
 
     entries: dict[str, list[str] | str] = dict(params.to_infotext())
     if rewrite is None:
         return entries
-    per_image = {
-        EXPANSION_INFOTEXT_KEY: rewrite.expansions if any(rewrite.expansions) else None,
-        INFOTEXT_PROMPT_KEY: rewrite.original_prompts if rewrite.original_prompts != rewrite.prompts else None,
-        INFOTEXT_NEGATIVE_KEY: (
-            rewrite.original_negatives if rewrite.original_negatives != rewrite.negatives else None
-        ),
-    }
+    per_image = original_prompt_infotext(
+        rewrite.original_prompts, rewrite.original_negatives, rewrite.prompts, rewrite.negatives
+    )
+    if any(rewrite.expansions):
+        per_image = {INFOTEXT_EXPANSION_KEY: list(rewrite.expansions), **per_image}
     for key, values in per_image.items():
-        if values:
-            if key != EXPANSION_INFOTEXT_KEY:
-                values = [infotext_prompt_value(value) for value in values]
-            entries[key] = values[0] if len(set(values)) == 1 else list(values)
+        entries[key] = values[0] if len(set(values)) == 1 else list(values)
     return entries
-
-
-# The hosts write an empty value bare ("Key: ,") and their parser drops it again, so an empty original
-# prompt would never be restored (the styled one would stay). Written as `""`, it parses back to "".
-EMPTY_INFOTEXT_VALUE = '""'
-
-
-def infotext_prompt_value(text: str) -> str:
-    return text if text else EMPTY_INFOTEXT_VALUE
 
 
 def write_infotext(p: Any, entries: dict[str, list[str] | str], per_image_lists: bool | None = None) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lib_fooocus.webui import services, settings
+from lib_fooocus.webui import settings
+from lib_fooocus.webui.context import FooocusContext
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,13 @@ def paste_field_class() -> Any:
     return PasteField
 
 
-def build_script_ui(script: Any, is_img2img: bool) -> Any:
-    from lib_fooocus.prompt_assembly import plan_prompt
-    from lib_fooocus.ui_style_picker import build_style_picker
+def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> Any:
+    from lib_fooocus.styles.assembly import plan_prompt
+    from lib_fooocus.webui.style_picker import build_style_picker
     from lib_fooocus.webui.ui import build_ui
 
     tabname = "img2img" if is_img2img else "txt2img"
-    library = services.style_library()
+    library = context.style_library()
     defaults = settings.default_params(library)
     seen = getattr(script, "seen_components", {}) or {}
     prompt = seen.get((tabname, "prompt"))
@@ -48,16 +49,16 @@ def build_script_ui(script: Any, is_img2img: bool) -> Any:
         prompt = seed = None
 
     def picker(elem_prefix: str, value: list[str]) -> Any:
-        return build_style_picker(elem_prefix, services.style_library, services.reload_style_library, value=value)
+        return build_style_picker(elem_prefix, context.style_library, context.reload_style_library, value=value)
 
     def expansion_source(text: str) -> str:
-        return plan_prompt(services.style_library(), text, "", []).expansion_source
+        return plan_prompt(context.style_library(), text, "", []).expansion_source
 
     def expand(text: str, seed_value: int) -> str:
         try:
-            return services.expander().expand(text, seed_value)
+            return context.expansion_service().expand(text, seed_value)
         finally:
-            services.unload_expansion_if_configured()
+            context.unload_expansion_if_configured()
 
     return build_ui(
         tabname=tabname,
@@ -70,8 +71,9 @@ def build_script_ui(script: Any, is_img2img: bool) -> Any:
         license_folder=str(settings.expansion_model_dir()),
         prompt_component=prompt,
         seed_component=seed,
-        known_style=lambda name: services.style_library().resolve(name),
+        known_style=context.resolve_style,
         paste_field_class=paste_field_class(),
+        paste_cache=context.paste_cache,
     )
 
 
@@ -83,7 +85,7 @@ def _register(register: Any, callback: Any, name: str) -> None:
         register(callback)
 
 
-def register_callbacks(script_callbacks: Any, scripts_module: Any) -> None:
+def register_callbacks(script_callbacks: Any, scripts_module: Any, context: FooocusContext) -> None:
     from lib_fooocus.webui.app import on_app_started
     from lib_fooocus.webui.paste import restore_prompts_on_paste
     from lib_fooocus.webui.xyz import register_axes
@@ -93,11 +95,14 @@ def register_callbacks(script_callbacks: Any, scripts_module: Any) -> None:
 
     def on_before_ui() -> None:
         try:
-            register_axes(scripts_module.scripts_data, lambda: list(services.style_library().names))
+            register_axes(scripts_module.scripts_data, lambda: list(context.style_library().names))
         except Exception:
             log.exception("Fooocus: X/Y/Z axes not added")
 
     _register(script_callbacks.on_ui_settings, on_ui_settings, "fooocus_settings")
-    _register(script_callbacks.on_app_started, on_app_started, "fooocus_app")
+    def on_app_started_with_context(demo: Any, app: Any) -> None:
+        on_app_started(demo, app, context)
+
+    _register(script_callbacks.on_app_started, on_app_started_with_context, "fooocus_app")
     _register(script_callbacks.on_infotext_pasted, restore_prompts_on_paste, "fooocus_paste")
     _register(script_callbacks.on_before_ui, on_before_ui, "fooocus_xyz")

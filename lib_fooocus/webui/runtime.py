@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lib_fooocus.params import FooocusParams
-from lib_fooocus.webui import generation, services, settings
+from lib_fooocus.webui import generation, settings
+from lib_fooocus.webui.context import FooocusContext
 from lib_fooocus.webui.script_args import resolve_params
 
 log = logging.getLogger(__name__)
@@ -16,22 +17,12 @@ log = logging.getLogger(__name__)
 PARAMS_ATTRIBUTE = "fooocus_params"
 
 
-def default_adapter() -> Any:
-    from lib_fooocus.hosts import get_adapter
-
-    return get_adapter()
-
-
 class Runtime:
-    def __init__(
-        self,
-        get_adapter: Callable[[], Any] = default_adapter,
-        get_library: Callable[[], Any] = services.style_library,
-        get_expander: Callable[[], Any] = services.expander,
-    ):
-        self.get_adapter = get_adapter
-        self.get_library = get_library
-        self.get_expander = get_expander
+    def __init__(self, context: FooocusContext):
+        self.context = context
+        self.get_adapter: Callable[[], Any] = context.adapter
+        self.get_library: Callable[[], Any] = context.style_library
+        self.get_expander: Callable[[], Any] = context.expansion_service
 
     @staticmethod
     def params_of(p: Any) -> FooocusParams | None:
@@ -83,7 +74,7 @@ class Runtime:
         try:
             self.get_adapter().end_generation(p)
         finally:
-            services.unload_expansion_if_configured()
+            self.context.unload_expansion_if_configured()
 
 
 def _may_be_enabled(args: Sequence[Any], p: Any) -> bool:

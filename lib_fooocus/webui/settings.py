@@ -121,7 +121,7 @@ def parse_style_list(text: Any) -> list[str]:
 def default_styles(library: Any) -> list[str]:
     """The picker's initial selection. The "Fooocus V2" entry of the library's default is left out:
     the expansion has its own switch (and its own default), and its model is non-commercial."""
-    from lib_fooocus.styles import FOOOCUS_V2
+    from lib_fooocus.styles.library import FOOOCUS_V2
 
     configured = str(read(KEY_DEFAULT_STYLES) or "").strip()
     if configured.lower() == NO_STYLES:

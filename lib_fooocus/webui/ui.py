@@ -132,6 +132,7 @@ def build_ui(
     seed_component: Any = None,
     known_style: Callable[[str], str | None] | None = None,
     paste_field_class: Any = None,
+    paste_cache: Any = None,
 ) -> FooocusUI:
     """Create the accordion in the current Blocks context. `build_style_picker(elem_prefix, value)`
     returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None)."""
@@ -210,9 +211,9 @@ def build_ui(
         _wire_preview(gr, result, tabname, expand, expansion_source or (lambda text: text), prompt_component,
                       seed_component)
 
-    result.infotext_fields = [(by_name[name], paste_function(name, known_style)) for name in FIELD_NAMES]
+    result.infotext_fields = [(by_name[name], paste_function(name, known_style, paste_cache)) for name in FIELD_NAMES]
     if paste_field_class is not None:
-        from lib_fooocus.prompt_assembly import INFOTEXT_NEGATIVE_KEY, INFOTEXT_PROMPT_KEY
+        from lib_fooocus.styles.assembly import INFOTEXT_NEGATIVE_KEY, INFOTEXT_PROMPT_KEY
 
         result.infotext_fields += [
             paste_field_class(original_prompt, original_prompt_function(INFOTEXT_PROMPT_KEY), api="prompt"),

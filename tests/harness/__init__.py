@@ -1,4 +1,4 @@
-"""Contract harness: fake A1111 / Forge host objects, faithful to webui-api.md, for the adapters."""
+"""Contract harness: fake A1111 / Forge host objects, faithful to the A1111 (1.6-1.10) and Forge APIs the adapters use."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ def start(host: A1111Host, monkeypatch: Any) -> Any:
     import lib_fooocus.hosts as hosts
 
     host.install(monkeypatch)
-    monkeypatch.setattr(hosts, "_ADAPTER", [])
-    return hosts.get_adapter()
+    return hosts.create_adapter(hosts.detect_host())
 
 
 def generate(host: A1111Host, adapter: Any, params: Any, **p_kwargs: Any) -> tuple[Any, Any]:

@@ -1,4 +1,5 @@
-"""Contract harness: the A1111 (1.6 – 1.10) objects the Fooocus adapter touches, per webui-api.md.
+"""Contract harness: the A1111 (1.6 – 1.10) objects the Fooocus adapter touches, as A1111's
+`modules/sd_samplers_cfg_denoiser.py` (CFGDenoiser.forward) and `modules/script_callbacks.py` define them.
 
 Imitated, and nothing more:
 - `modules.script_callbacks`: `on_cfg_denoiser/on_cfg_denoised/on_cfg_after_cfg` with `name=` only
@@ -550,7 +551,8 @@ class A1111Host:
 
     def apply_refiner(self, denoiser, x=None) -> bool:
         """At `refiner_switch_step`: load the SDXL refiner (2560-wide vector), recompute the conds,
-        `update_inner_model()` and continue the same call (A1111 §3.1; Forge the same, §3.2)."""
+        `update_inner_model()` and continue the same call (A1111 `sd_models.reload_model_weights`
+        during `CFGDenoiser.forward`; Forge's refiner switch the same)."""
         if self.refiner_switch_step is None or denoiser.step != self.refiner_switch_step or self.refiner is not None:
             return False
         self.refiner = self.make_refiner()

@@ -23,7 +23,7 @@ def plain_combine(x_out: torch.Tensor, conds_list, scale: float) -> torch.Tensor
 def a1111_expected(record: dict[str, Any], params: Any, table: torch.Tensor, mask=None, init_latent=None) -> torch.Tensor:
     """Fooocus's denoised result for one A1111 denoiser call: the AND sub-prompts folded into one
     effective positive per image, then `fooocus_cfg`; mask blend applied like the host."""
-    from lib_fooocus.cfg import fooocus_cfg
+    from lib_fooocus.guidance.cfg import fooocus_cfg
 
     x_out, conds_list = record["x_out"].to(torch.float32), record["conds_list"]
     b = len(conds_list)
@@ -37,7 +37,7 @@ def a1111_expected(record: dict[str, Any], params: Any, table: torch.Tensor, mas
 
 
 def forge_expected(record: dict[str, Any], params: Any, table: torch.Tensor) -> torch.Tensor:
-    from lib_fooocus.cfg import fooocus_cfg
+    from lib_fooocus.guidance.cfg import fooocus_cfg
 
     progress = toy.reference_progress(record["sigma"], table)
     return fooocus_cfg(record["x"], record["cond_pred"], record["uncond_pred"], record["sigma"], record["scale"], params, progress)

@@ -1,4 +1,5 @@
-"""Contract harness: the Forge objects the adapter touches, for both lines (webui-api.md §1.5, §5).
+"""Contract harness: the Forge objects the adapter touches, for both lines (Forge main `backend/sampling/sampling_function.py`,
+the 2024 line `ldm_patched/modules/samplers.py` + `modules_forge/forge_sampler.py`).
 
 - Module layout: Forge main provides `modules_forge` + `backend.patcher.unet` (no `ldm_patched`);
   the early-2024 line provides `modules_forge`, `modules_forge.unet_patcher` and `ldm_patched`.

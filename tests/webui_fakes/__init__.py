@@ -1,5 +1,6 @@
 """Fake host modules (`modules.*`) for the Script tests: only what the extension touches, shaped as
-webui-api.md documents them. `install(host, setitem)` puts a fresh set into `sys.modules`.
+the hosts define them (A1111 `modules/scripts.py`,
+`modules/shared.py`, `modules/script_callbacks.py`; Forge the same modules). `install(host, setitem)` puts a fresh set into `sys.modules`.
 
 Hosts imitated:
 - "a1111-1.6": no InputAccordion, no PasteField, callbacks without `name=`, infotext values str()-ed.

@@ -49,8 +49,9 @@ def main(host: str) -> dict:
     fakes = webui_fakes.install(host)
     import gradio as gr
 
-    from lib_fooocus.styles import StyleLibrary
-    from lib_fooocus.webui import services
+    from lib_fooocus.styles.library import StyleLibrary
+    from lib_fooocus.webui import context as context_module
+    from lib_fooocus.webui.context import FooocusContext
 
     calls = []
 
@@ -59,16 +60,21 @@ def main(host: str) -> dict:
             calls.append((prompt, seed))
             return f"expanded({prompt}|{seed})"
 
-    services.set_for_tests(
-        library=StyleLibrary.from_styles([
-            {"name": "Warm Light", "prompt": "{prompt}, warm light", "negative_prompt": "cold"},
-            {"name": "Clean Quality Negative", "prompt": "", "negative_prompt": "blurry"},
-        ]),
-        expansion=Expander(),
-    )
+        def finish_generation(self):
+            pass
+
+    library = StyleLibrary.from_styles([
+        {"name": "Warm Light", "prompt": "{prompt}, warm light", "negative_prompt": "cold"},
+        {"name": "Clean Quality Negative", "prompt": "", "negative_prompt": "blurry"},
+    ])
+    context = FooocusContext(load_style_library=lambda: library, make_expansion_service=lambda _settings: Expander())
     spec = importlib.util.spec_from_file_location("fooocus_script_probe", REPO / "scripts" / "fooocus.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    context_module.FooocusContext = lambda: context  # the Script file creates its context when loaded
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        context_module.FooocusContext = FooocusContext
 
     result = {"gradio": gr.__version__, "host": host, "tabs": {}}
     for is_img2img in (False, True):

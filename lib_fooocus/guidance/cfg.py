@@ -14,7 +14,8 @@ from typing import Protocol
 
 import torch
 
-from .broadcast import per_row
+from lib_fooocus.broadcast import per_row
+
 from .sharpness import sharpen_positive_eps
 
 

@@ -2,7 +2,8 @@
 
 Fooocus encodes every part ("workload") of a prompt separately and concatenates the results. In
 A1111/Forge the closest equivalent is to join the parts with ` BREAK `, which starts a new 75-token
-chunk for each part (spec 7.7). The expansion goes last, after the styled parts and the extra prompt
+chunk for each part (Fooocus: `modules/async_worker.py`, the positive/negative `tasks` lists of
+workloads, each encoded by `default_pipeline.clip_encode`). The expansion goes last, after the styled parts and the extra prompt
 lines. Differences that remain: the hosts take the pooled vector from the first chunk where Fooocus
 sums the pooled vectors of all parts except the expansion, and hosts zero an empty negative.
 
@@ -20,12 +21,13 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lib_fooocus.styles import StyleLibrary, split_prompt_lines
+from lib_fooocus.styles.library import StyleLibrary, split_prompt_lines
 from lib_fooocus.text import EXTRA_NETWORK_TAG, safe_str
 
 BREAK = " BREAK "
 INFOTEXT_PROMPT_KEY = "Fooocus prompt"
 INFOTEXT_NEGATIVE_KEY = "Fooocus negative prompt"
+INFOTEXT_EXPANSION_KEY = "Fooocus V2 expansion"
 HOST_PROMPT_KEY = "Prompt"
 HOST_NEGATIVE_KEY = "Negative prompt"
 
@@ -81,7 +83,8 @@ def plan_prompt(
     styles: Sequence[str],
     seed: int | None = None,
 ) -> PromptPlan:
-    """Fooocus's prompt processing (spec 7.5 steps 1-5) for one image.
+    """Fooocus's prompt processing for one image (Fooocus `modules/async_worker.py`
+    at 59f183ab: styles in selection order, their template lines, the prompt, the extra lines).
 
     The first non-empty line is the main prompt: its extra-network tags are taken out (they are put
     back at the end of the final prompt, where the host still finds them) and it is cleaned as
@@ -128,15 +131,30 @@ def assemble_prompt(
 # -- infotext -------------------------------------------------------------------------------------
 
 
+# The hosts write an empty value bare ("Key: ,") and their parser drops it again, so an empty original
+# prompt would never be restored (the styled one would stay). Written as `""`, it parses back to "".
+EMPTY_INFOTEXT_VALUE = '""'
+
+
+def infotext_prompt_value(text: str) -> str:
+    return text if text else EMPTY_INFOTEXT_VALUE
+
+
 def original_prompt_infotext(
-    original_prompt: str, original_negative: str, final_prompt: str, final_negative: str
-) -> dict[str, str]:
-    """Infotext entries that record the user's own prompts, only where the extension changed them."""
-    fields: dict[str, str] = {}
-    if final_prompt != original_prompt:
-        fields[INFOTEXT_PROMPT_KEY] = original_prompt
-    if final_negative != original_negative:
-        fields[INFOTEXT_NEGATIVE_KEY] = original_negative
+    original_prompts: Sequence[str],
+    original_negatives: Sequence[str],
+    final_prompts: Sequence[str],
+    final_negatives: Sequence[str],
+) -> dict[str, list[str]]:
+    """Infotext entries that record the user's own prompts, one value per image, for each of the two
+    keys only where the extension changed some image's prompt."""
+    fields: dict[str, list[str]] = {}
+    for key, originals, finals in (
+        (INFOTEXT_PROMPT_KEY, original_prompts, final_prompts),
+        (INFOTEXT_NEGATIVE_KEY, original_negatives, final_negatives),
+    ):
+        if list(originals) != list(finals):
+            fields[key] = [infotext_prompt_value(value) for value in originals]
     return fields
 
 

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .broadcast import per_row
+from lib_fooocus.broadcast import per_row
 
 KERNEL_SIZE = 13
 SIGMA_SPACE = 3.0

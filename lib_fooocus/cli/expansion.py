@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from lib_fooocus.expansion_files import (
+from lib_fooocus.expansion.files import (
     DEFAULT_FILES_URL,
     LICENSE_NOTICE,
     ExpansionSource,
@@ -24,7 +24,7 @@ def default_model_dir() -> Path:
     configured = os.environ.get(MODEL_DIR_ENV)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent / "models" / "fooocus_expansion"
+    return Path(__file__).resolve().parents[2] / "models" / "fooocus_expansion"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    from lib_fooocus.expansion import ExpansionService, ExpansionSettings
+    from lib_fooocus.expansion.service import ExpansionService, ExpansionSettings
 
     source = ExpansionSource(
         weights_repo=args.hub_repo,

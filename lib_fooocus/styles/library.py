@@ -1,7 +1,7 @@
 """Fooocus-format style library: loading, name rules, ordering and prompt assembly.
 
 A style is a name, a positive template holding `{prompt}` and a negative text. Folders are read the
-way Fooocus reads its `sdxl_styles/` folder (see the spec, section 7): every `.json` file (a list of
+way Fooocus reads its `sdxl_styles/` folder (Fooocus `modules/sdxl_styles.py` at 59f183ab): every `.json` file (a list of
 `{name, prompt, negative_prompt}` objects), case-insensitively sorted, with Fooocus's own six files
 moved to the end of their folder in a fixed order; names go through Fooocus's normalisation. A1111
 `styles.csv` files are read too and converted to the same form.
@@ -31,7 +31,8 @@ FOOOCUS_V2 = "Fooocus V2"
 RANDOM_STYLE = "Random Style"
 SPECIAL_NAMES: tuple[str, ...] = (FOOOCUS_V2, RANDOM_STYLE)
 
-# Fooocus moves these files, when present, to the end of its file list in this order (spec 7.1).
+# Fooocus moves these files, when present, to the end of its file list in this order (Fooocus
+# `modules/sdxl_styles.py`, the loop over the six built-in file names at 59f183ab).
 FOOOCUS_BUILTIN_FILES: tuple[str, ...] = (
     "sdxl_styles_fooocus.json",
     "sdxl_styles_sai.json",
@@ -49,7 +50,7 @@ OWN_DEFAULT_SELECTION: tuple[str, ...] = ("Clean Quality Negative", "Crisp Cinem
 PLACEHOLDER = "{prompt}"
 PREVIEW_FOLDER = "samples"
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_STYLES_DIR = REPO_ROOT / "styles"
 USER_STYLES_ENV = "SD_WEBUI_FOOOCUS_STYLES_DIR"
 
@@ -90,8 +91,6 @@ def load_library(
     folders: list[Path] = default_style_folders()
     problems: list[str] = []
     if fooocus_styles_dir and str(fooocus_styles_dir).strip():
-        from lib_fooocus.styles_import import find_fooocus_styles_dir
-
         try:
             folders.append(find_fooocus_styles_dir(fooocus_styles_dir))
         except ValueError as exc:
@@ -100,6 +99,18 @@ def load_library(
     for problem in problems:
         library._warn(problem)
     return library
+
+
+def find_fooocus_styles_dir(path: str | os.PathLike[str]) -> Path:
+    """Accept a Fooocus install folder or its `sdxl_styles` folder; return the folder holding the
+    style JSON files. Raises ValueError naming the path when neither holds any."""
+    folder = Path(path).expanduser()
+    for candidate in (folder / "sdxl_styles", folder):
+        if candidate.is_dir() and any(candidate.glob("*.json")):
+            return candidate
+    msg = (f"{folder} is not a Fooocus install or its sdxl_styles folder (no style .json files found); "
+           "point it at the folder that holds sdxl_styles_fooocus.json")
+    raise ValueError(msg)
 
 
 # -- Fooocus's text rules -------------------------------------------------------------------------
@@ -339,7 +350,8 @@ class StyleLibrary:
     def apply(
         self, prompt: str, negative_prompt: str, selected: Sequence[str], seed: int | None = None
     ) -> tuple[list[str], list[str]]:
-        """Fooocus's positive and negative parts (spec 7.5). "Fooocus V2" is ignored here (it is the
+        """Fooocus's positive and negative parts (Fooocus `modules/async_worker.py`, the
+        per-task prompt processing, with `sdxl_styles.apply_style`). "Fooocus V2" is ignored here (it is the
         expansion flag: see `assemble`); "Random Style" draws from `random.Random(seed)`."""
         styled = self.assemble(prompt, negative_prompt, selected, seed)
         return styled.positive, styled.negative
@@ -347,7 +359,8 @@ class StyleLibrary:
     def assemble(
         self, prompt: str, negative_prompt: str, selected: Sequence[str], seed: int | None = None
     ) -> StyledPrompt:
-        """Like `apply`, with the applied style names and the expansion flag (spec 7.5 steps 1-5)."""
+        """Like `apply`, with the applied style names and the expansion flag (Fooocus `modules/async_worker.py`: styles, then
+        `apply_style` per style, then the extra prompt lines)."""
         main, extra = split_prompt_lines(prompt)
         main_negative, extra_negative = split_prompt_lines(negative_prompt)
         return self.assemble_lines(main, extra, main_negative, extra_negative, selected, seed)

@@ -10,25 +10,25 @@ The base URL is configurable (argument, or $SD_WEBUI_FOOOCUS_STYLES_BASE_URL) fo
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib_fooocus.styles import PREVIEW_FOLDER, default_user_styles_dir
+from lib_fooocus.downloads import (
+    FOOOCUS_RAW_URL,
+    download_verified,
+    sha256_of_file,
+    write_text_atomic,
+)
+from lib_fooocus.styles.library import PREVIEW_FOLDER, StyleLibrary, default_user_styles_dir
 
 logger = logging.getLogger(__name__)
 
-FOOOCUS_COMMIT = "59f183ab9b8e4a4bbf0fb8bc43886e19e8dfdfae"
-DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/lllyasviel/Fooocus/{FOOOCUS_COMMIT}/sdxl_styles/"
+DEFAULT_BASE_URL = f"{FOOOCUS_RAW_URL}sdxl_styles/"
 BASE_URL_ENV = "SD_WEBUI_FOOOCUS_STYLES_BASE_URL"
 
 FOOOCUS_STYLE_SHA256: dict[str, str] = {
@@ -43,7 +43,6 @@ PREVIEW_HASHES_FILE = Path(__file__).with_name("fooocus_preview_sha256.txt")
 
 MAX_STYLE_FILE_BYTES = 1 << 20  # the real files are 4-25 KB
 MAX_PREVIEW_BYTES = 1 << 20  # the real previews are at most 49 KB
-CHUNK_BYTES = 1 << 16
 
 
 class StyleImportError(RuntimeError):
@@ -147,67 +146,6 @@ def raise_for_failures(result: ImportResult) -> ImportResult:
     return result
 
 
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download_verified(url: str, target: Path, sha256: str, *, limit: int, timeout: float = 60.0) -> None:
-    """Stream `url` into a temporary file next to `target`, check size and sha256, then rename it
-    into place. On any problem the temporary file is removed and `target` is left untouched.
-    Raises OSError (network, HTTP, disk) or ValueError (too big, truncated, wrong hash)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "sd-webui-fooocus"})
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    temp = Path(temp_name)
-    try:
-        digest = hashlib.sha256()
-        size = 0
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-            declared = response.headers.get("Content-Length")
-            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                size += len(chunk)
-                if size > limit:
-                    msg = f"{url} is larger than {limit} bytes; refusing it"
-                    raise ValueError(msg)
-                digest.update(chunk)
-                out.write(chunk)
-        if declared is not None and declared.isdigit() and int(declared) != size:
-            msg = f"{url}: download truncated ({size} of {declared} bytes)"
-            raise ValueError(msg)
-        if digest.hexdigest() != sha256:
-            msg = (f"{url}: sha256 {digest.hexdigest()} does not match the expected {sha256} "
-                   "(truncated download or a changed file; check the base URL)")
-            raise ValueError(msg)
-        os.replace(temp, target)
-    except urllib.error.HTTPError as exc:
-        msg = f"{url}: HTTP {exc.code} {exc.reason}"
-        raise OSError(msg) from exc
-    except urllib.error.URLError as exc:
-        msg = f"{url}: cannot connect ({exc.reason})"
-        raise OSError(msg) from exc
-    except http.client.HTTPException as exc:
-        msg = f"{url}: download broken off ({type(exc).__name__}: {exc})"
-        raise OSError(msg) from exc
-    finally:
-        if temp.exists():
-            temp.unlink()
-
-
-def find_fooocus_styles_dir(path: str | os.PathLike[str]) -> Path:
-    """Accept a Fooocus install folder or its `sdxl_styles` folder; return the folder holding the
-    style JSON files. Raises ValueError naming the path when neither holds any."""
-    folder = Path(path).expanduser()
-    for candidate in (folder / "sdxl_styles", folder):
-        if candidate.is_dir() and any(candidate.glob("*.json")):
-            return candidate
-    msg = (f"{folder} is not a Fooocus install or its sdxl_styles folder (no style .json files found); "
-           "point it at the folder that holds sdxl_styles_fooocus.json")
-    raise ValueError(msg)
-
-
 def import_a1111_csv(
     csv_path: str | os.PathLike[str], dest: str | os.PathLike[str] | None = None
 ) -> tuple[Path, int, list[str]]:
@@ -215,8 +153,6 @@ def import_a1111_csv(
     the user styles folder). A1111's rule for styles without `{prompt}` becomes a '{prompt}, ...'
     template. Returns the written path, the number of styles and the warnings about skipped rows.
     (A CSV placed in a styles folder is also read directly; converting makes it editable as JSON.)"""
-    from lib_fooocus.styles import StyleLibrary
-
     source = Path(csv_path).expanduser()
     if not source.is_file():
         msg = f"{source} does not exist or is not a file; give the path of an A1111 styles.csv"
@@ -231,14 +167,3 @@ def import_a1111_csv(
                for s in library.styles.values()]
     write_text_atomic(target, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
     return target, len(entries), list(library.warnings)
-
-
-def write_text_atomic(target: Path, text: str) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp_name, target)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)

@@ -24,14 +24,19 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lib_fooocus.downloads import (
+    FOOOCUS_COMMIT,
+    FOOOCUS_RAW_URL,
+    copy_verified,
+    download_verified,
+    sha256_of_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +45,8 @@ LICENSE_NOTICE = (
     "use is permitted (CC BY-NC 4.0), per their author (lllyasviel)."
 )
 
-FOOOCUS_COMMIT = "59f183ab9b8e4a4bbf0fb8bc43886e19e8dfdfae"
 FOOOCUS_FOLDER = "models/prompt_expansion/fooocus_expansion"
-DEFAULT_FILES_URL = f"https://raw.githubusercontent.com/lllyasviel/Fooocus/{FOOOCUS_COMMIT}/{FOOOCUS_FOLDER}/"
+DEFAULT_FILES_URL = f"{FOOOCUS_RAW_URL}{FOOOCUS_FOLDER}/"
 
 # sha256 of the small files in Fooocus's repository at FOOOCUS_COMMIT.
 SMALL_FILES: dict[str, str] = {
@@ -54,6 +58,7 @@ SMALL_FILES: dict[str, str] = {
     "special_tokens_map.json": "6f50ab5a5a509a1c309d6171f339b196a900dc9c99ad0408ff23bb615fdae7ad",
     "positive.txt": "ac571555cce32ad1b693d9405a0c613be13a79aba798a96455060cd8b53b910e",
 }
+MAX_SMALL_FILE_BYTES = 8 << 20  # tokenizer.json, the largest, is 2.1 MB
 SAFETENSORS_NAME = "model.safetensors"
 PICKLE_NAMES = ("pytorch_model.bin", "fooocus_expansion.bin")  # Fooocus's name, the hub's name
 WEIGHTS_LABEL = f"{SAFETENSORS_NAME} (or the original pickle as {' or '.join(PICKLE_NAMES)})"
@@ -119,14 +124,6 @@ class UnsafeWeightsError(RuntimeError):
 # ---- checking ---------------------------------------------------------------------------------------
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_weights(model_dir: str | Path) -> Path | None:
     """The weights file to use: our safetensors copy first, then an original pickle."""
     model_dir = Path(model_dir)
@@ -153,7 +150,7 @@ def files_with_other_content(model_dir: str | Path, hashes: dict[str, str] | Non
     return [
         name
         for name, expected in hashes.items()
-        if (model_dir / name).is_file() and sha256_of(model_dir / name) != expected
+        if (model_dir / name).is_file() and sha256_of_file(model_dir / name) != expected
     ]
 
 
@@ -223,31 +220,19 @@ def _download_missing(
 
 
 def download_small_file(name: str, expected_sha256: str, model_dir: Path, source: ExpansionSource) -> Path:
-    """Fetch one small file, verify its sha256, then move it into the folder."""
-    with tempfile.TemporaryDirectory(prefix="fooocus-expansion-") as scratch:
-        temporary = Path(scratch) / name
+    """Fetch one small file into the folder through the verified downloader (never a partial file)."""
+    target = model_dir / name
+    try:
         if source.files_repo:
             fetched = _hub_download(source.files_repo, name, source.files_revision, source)
-            shutil.copyfile(fetched, temporary)
+            copy_verified(fetched, target, expected_sha256)
         else:
-            _url_download(source.files_url.rstrip("/") + "/" + name, temporary)
-        actual = sha256_of(temporary)
-        if actual != expected_sha256:
-            msg = f"{name} has sha256 {actual}, expected {expected_sha256}"
-            raise ExpansionDownloadError(msg)
-        return Path(shutil.move(str(temporary), str(model_dir / name)))
-
-
-def _url_download(url: str, target: Path) -> None:
-    from lib_fooocus import __version__
-
-    request = urllib.request.Request(url, headers={"User-Agent": f"sd-webui-fooocus/{__version__}"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:
-            shutil.copyfileobj(response, handle)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        msg = f"could not download {url}: {error}"
+            url = source.files_url.rstrip("/") + "/" + name
+            download_verified(url, target, expected_sha256, limit=MAX_SMALL_FILE_BYTES, timeout=30)
+    except (OSError, ValueError) as error:
+        msg = f"could not install {name}: {error}"
         raise ExpansionDownloadError(msg) from error
+    return target
 
 
 def _accepts(function: Any, name: str) -> bool:
@@ -322,7 +307,7 @@ def download_weights(model_dir: Path, source: ExpansionSource) -> Path:
         )
         raise ExpansionDownloadError(msg)
     pickle_path = Path(_hub_download(repo, filename, revision, source))
-    actual = sha256_of(pickle_path)
+    actual = sha256_of_file(pickle_path)
     if actual != expected:
         _forget_cached_file(pickle_path)
         msg = f"{filename} has sha256 {actual} but the hub reports {expected}; the file was removed from the cache"

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from lib_fooocus.styles import (
+from lib_fooocus.styles.library import (
     StyleLibrary,
     UnknownStyleError,
     default_style_folders,
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 def _library(args: argparse.Namespace) -> StyleLibrary:
     fooocus_dir = None
     if args.fooocus_dir:
-        from lib_fooocus.styles_import import find_fooocus_styles_dir
+        from lib_fooocus.styles.library import find_fooocus_styles_dir
 
         fooocus_dir = find_fooocus_styles_dir(args.fooocus_dir)
     folders = [Path(f) for f in args.folder] if args.folder else default_style_folders()
@@ -112,7 +112,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_apply(args: argparse.Namespace) -> int:
-    from lib_fooocus.prompt_assembly import plan_prompt
+    from lib_fooocus.styles.assembly import plan_prompt
 
     library = _library(args)
     plan = plan_prompt(library, args.prompt, args.negative, args.style, args.seed)
@@ -140,7 +140,7 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 
 def _run_import_fooocus(args: argparse.Namespace) -> int:
-    from lib_fooocus.styles_import import import_fooocus_styles
+    from lib_fooocus.styles.importer import import_fooocus_styles
 
     result = import_fooocus_styles(args.dest, base_url=args.base_url, previews=args.previews)
     for name, why in result.failures.items():
@@ -150,7 +150,7 @@ def _run_import_fooocus(args: argparse.Namespace) -> int:
 
 
 def _run_import_csv(args: argparse.Namespace) -> int:
-    from lib_fooocus.styles_import import import_a1111_csv
+    from lib_fooocus.styles.importer import import_a1111_csv
 
     target, count, warnings = import_a1111_csv(args.csv, args.dest)
     for warning in warnings:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lib_fooocus.styles import StyleLibrary
+from lib_fooocus.styles.library import StyleLibrary
 
 PICKER_CLASS = "fooocus-styles-picker"
 GROUP_CLASS = "fooocus-styles-group"

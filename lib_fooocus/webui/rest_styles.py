@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lib_fooocus.styles import SPECIAL_NAMES, StyleLibrary, UnknownStyleError, preview_key
+from lib_fooocus.styles.library import SPECIAL_NAMES, StyleLibrary, UnknownStyleError, preview_key
 
 API_PREFIX = "/fooocus/v1"
 APPLY_FIELDS = ("prompt", "negative_prompt", "styles", "seed", "expansion")
@@ -51,7 +51,7 @@ def styles_payload(library: StyleLibrary, search: str = "", prefix: str = API_PR
 
 def apply_payload(library: StyleLibrary, body: Any) -> dict[str, Any]:
     """What POST /styles/apply returns for a parsed JSON body. Raises RequestError or UnknownStyleError."""
-    from lib_fooocus.prompt_assembly import plan_prompt
+    from lib_fooocus.styles.assembly import plan_prompt
 
     prompt, negative, styles, seed, expansion = _read_apply_body(body)
     plan = plan_prompt(library, prompt, negative, styles, seed)

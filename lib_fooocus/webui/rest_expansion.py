@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from lib_fooocus.expansion_files import MissingExpansionFilesError, UnsafeWeightsError
+from lib_fooocus.expansion.files import MissingExpansionFilesError, UnsafeWeightsError
 
 log = logging.getLogger(__name__)
 
