@@ -32,20 +32,21 @@ def preview_url(key: str, prefix: str = API_PREFIX) -> str:
 
 
 def styles_payload(library: StyleLibrary, search: str = "", prefix: str = API_PREFIX) -> dict[str, Any]:
-    """What GET /styles returns; also used by the UI."""
+    """What GET /styles returns; also used by the UI. `source` is relative to the style folder."""
 
     def url_for(name: str) -> str | None:
         return preview_url(preview_key(name), prefix) if library.preview_path(name) else None
 
     styles = [
-        {**{k: v for k, v in style.to_dict().items() if k != "has_preview"}, "preview_url": url_for(style.name)}
+        {**{k: v for k, v in style.to_dict().items() if k != "has_preview"},
+         "source": library.public_source(style.source), "preview_url": url_for(style.name)}
         for style in library.search(search)
     ]
     return {
         "styles": styles,
         "special": [{"name": name, "preview_url": url_for(name)} for name in SPECIAL_NAMES],
         "default_selection": library.default_selection(),
-        "warnings": list(library.warnings),
+        "warnings": library.public_warnings(),  # no server paths: style folders by name only
     }
 
 
