@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lib_fooocus.expansion_files import MissingExpansionFilesError, UnsafeWeightsError
@@ -62,9 +62,11 @@ def parse_expand_body(raw: bytes) -> tuple[str, int]:
     return prompt, seed
 
 
-def register_expand_route(app: Any, get_service: Callable[[], Any], path: str = EXPAND_PATH) -> None:
+def register_expand_route(
+    app: Any, get_service: Callable[[], Any], path: str = EXPAND_PATH, dependencies: Sequence[Any] = ()
+) -> None:
     """Add the route to a FastAPI app. `get_service()` returns the `ExpansionService` to use (called per
-    request, so the host can swap settings)."""
+    request, so the host can swap settings). `dependencies`: the host's API auth (see `webui.host_auth`)."""
     from fastapi import Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
@@ -90,6 +92,7 @@ def register_expand_route(app: Any, get_service: Callable[[], Any], path: str = 
         path,
         expand_route,
         methods=["POST"],
+        dependencies=list(dependencies),
         summary="Fooocus V2 prompt expansion",
         description='Body {"prompt": str, "seed": int}; returns {"expansion": str}.',
     )

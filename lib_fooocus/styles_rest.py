@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +98,10 @@ def _read_apply_body(body: Any) -> tuple[str, str, list[str], int | None, str]:
 
 
 def register_style_routes(
-    app: Any, get_library: Callable[[], StyleLibrary], prefix: str = API_PREFIX
+    app: Any, get_library: Callable[[], StyleLibrary], prefix: str = API_PREFIX, dependencies: Sequence[Any] = ()
 ) -> None:
     """Add the style routes to a FastAPI `app`. `get_library()` returns the current library (the UI's
-    refresh replaces it, so it is looked up per request)."""
+    refresh replaces it, so it is looked up per request). `dependencies`: the host's API auth."""
     from fastapi import Request
     from fastapi.responses import JSONResponse, Response
 
@@ -138,6 +138,9 @@ def register_style_routes(
     for endpoint in (list_styles, apply_styles, style_preview):
         endpoint.__annotations__["request"] = Request
 
-    app.add_api_route(f"{prefix}/styles", list_styles, methods=["GET"], response_model=None)
-    app.add_api_route(f"{prefix}/styles/apply", apply_styles, methods=["POST"], response_model=None)
-    app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", style_preview, methods=["GET"], response_model=None)
+    auth = list(dependencies)
+    app.add_api_route(f"{prefix}/styles", list_styles, methods=["GET"], response_model=None, dependencies=auth)
+    app.add_api_route(f"{prefix}/styles/apply", apply_styles, methods=["POST"], response_model=None,
+                      dependencies=auth)
+    app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", style_preview, methods=["GET"], response_model=None,
+                      dependencies=auth)
