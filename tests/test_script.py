@@ -451,6 +451,7 @@ def test_app_started_adds_routes_and_validator_once(host, script) -> None:
     from fastapi.testclient import TestClient
 
     app = FastAPI()
+    app.add_api_route("/sdapi/v1/txt2img", lambda: {"generated": True}, methods=["POST"])  # the host's route
     for _ in range(2):
         for callback in host.script_callbacks.callbacks["app_started"]:
             callback(None, app)
