@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import random
+import re
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from lib_fooocus.params import FIELD_NAMES
 from lib_fooocus.styles.library import StyleLibrary
+from lib_fooocus.webui import api_validation
 from lib_fooocus.webui.api_validation import (
     FooocusRequestValidator,
     infotext_pairs,
@@ -188,7 +194,7 @@ def test_multi_chunk_body_is_read_whole_and_replayed_once() -> None:
     assert seen == [good]
 
 
-def test_install_after_start_rebuilds_the_stack_once() -> None:
+def test_install_after_start_wraps_the_routes_once() -> None:
     app = FastAPI()
 
     async def generate(request: Request):
@@ -196,15 +202,17 @@ def test_install_after_start_rebuilds_the_stack_once() -> None:
 
     generate.__annotations__["request"] = Request
     app.add_api_route("/sdapi/v1/txt2img", generate, methods=["POST"])
+    app.add_api_route("/sdapi/v1/txt2img", generate, methods=["GET"])
     with TestClient(app) as client:
         assert post(client, request_with([{"sharpness": "x"}])).status_code == 200  # the stack is built now
-        assert app.middleware_stack is not None
-        assert install_validator(app, None) is True  # UI mode: add_middleware would raise; reset + add
-        assert install_validator(app, None) is False  # a second on_app_started adds nothing
+        assert install_validator(app, None) is True  # UI mode: the app has started; routes are live
+        assert install_validator(app, None) is False  # a second on_app_started wraps nothing
         assert post(client, request_with([{"sharpness": "x"}])).status_code == 422
         assert post(client, request_with([{"sharpness": 1.0}])).status_code == 200
-    names = [getattr(m.cls, "__name__", "") for m in app.user_middleware]
-    assert names.count(FooocusRequestValidator.__name__) == 1
+    wrapped = [route for route in app.routes if isinstance(getattr(route, "app", None), FooocusRequestValidator)]
+    assert [sorted(route.methods) for route in wrapped] == [["POST"]]
+    assert not isinstance(wrapped[0].app.app, FooocusRequestValidator)
+    assert app.user_middleware == []
 
 
 def test_infotext_pairs_reads_quoted_values() -> None:
@@ -235,3 +243,253 @@ def test_the_same_checks_pass_on_the_a1111_stack() -> None:
     versions = subprocess.run([str(python), "-c", "import fastapi, pydantic; print(fastapi.__version__, pydantic.VERSION)"],
                               capture_output=True, text=True, check=True).stdout.split()
     assert versions[0] == "0.94.0" and versions[1].startswith("1.")
+
+
+# -- bounded work: linear infotext parsing, pre-filter, caps, off the event loop, never breaking ----------
+
+# The pattern the check used before (quadratic on a long line without a colon): the scanner must
+# read exactly the same pairs.
+OLD_PAIR_PATTERN = re.compile(r'\s*([A-Za-z0-9_][A-Za-z0-9_ \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def old_pairs(infotext: str) -> dict[str, str]:
+    pairs = {}
+    for key, value in OLD_PAIR_PATTERN.findall(infotext.strip().split("\n")[-1]):
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        pairs[key.strip()] = value
+    return pairs
+
+
+def test_infotext_parsing_is_linear_and_reads_what_the_pattern_read() -> None:
+    hostile = ["Fooocus " + "a" * 40_000, "Fooocus " + "a." * 30_000, 'Fooocus: "' * 6_000,
+               "Fooocus " + "ab " * 20_000 + "- x", 'k: "\\' * 10_000 + "Fooocus", "Fooocus: " + "[" * 60_000]
+    started = time.perf_counter()
+    for line in hostile:
+        assert len(line) <= api_validation.MAX_INFOTEXT_LINE_CHARS
+        validate_request({"infotext": "a cat\n" + line}, LIBRARY.resolve)
+    assert time.perf_counter() - started < 1.0  # the old pattern took ~16 s for the first line alone
+    rng = random.Random(7)
+    alphabet = ["a", "Z", "7", "_", " ", "-", "/", ":", ",", '"', "\\", "\t", "é", ".", "\r", "\n"]
+    for _ in range(30_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert infotext_pairs(text) == old_pairs(text), repr(text)
+
+
+def test_deep_nesting_passes_the_request_on_unchecked(client_and_seen, caplog) -> None:
+    client, seen = client_and_seen
+    nested_infotext = json.dumps({"infotext": "a\nSteps: 4, Fooocus: True, Fooocus styles: " + "[" * 100_000}).encode()
+    nested_args = b'{"alwayson_scripts": {"fooocus": {"args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}}"
+    with caplog.at_level(logging.WARNING):
+        for raw in (nested_infotext, nested_args):
+            assert post(client, raw).status_code == 200
+    assert seen == [nested_infotext, nested_args]
+    assert "passed on unchecked" in caplog.text
+
+
+def test_a_failing_check_never_breaks_the_request(client_and_seen, monkeypatch, caplog) -> None:
+    client, seen = client_and_seen
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("a bug in the check")
+
+    monkeypatch.setattr(api_validation, "validate_request", broken)
+    raw = json.dumps(request_with([{"enabled": True, "sharpness": "very"}])).encode()
+    with caplog.at_level(logging.WARNING):
+        assert post(client, raw).status_code == 200
+    assert seen == [raw]
+    assert "KeyError" in caplog.text and "passed on unchecked" in caplog.text
+
+
+def test_bodies_that_do_not_mention_fooocus_are_not_parsed(client_and_seen, monkeypatch) -> None:
+    client, seen = client_and_seen
+    parsed: list[int] = []
+    real_parse = api_validation.parse_body
+    monkeypatch.setattr(api_validation, "parse_body", lambda body: parsed.append(len(body)) or real_parse(body))
+    small = json.dumps({"prompt": "a cat", "alwayson_scripts": {"other": {"args": [1]}}}).encode()
+    large = json.dumps({"prompt": "a cat", "padding": "x" * 300_000}).encode()
+    assert post(client, small).status_code == 200
+    assert post(client, large).status_code == 200
+    assert parsed == []
+    assert post(client, request_with([{"sharpness": "very"}])).status_code == 422
+    assert len(parsed) == 1
+    assert seen == [small, large]
+
+
+def test_large_bodies_are_checked_off_the_event_loop(client_and_seen, monkeypatch) -> None:
+    client, _ = client_and_seen
+    threads: list[int] = []
+    real_parse = api_validation.parse_body
+    monkeypatch.setattr(api_validation, "parse_body",
+                        lambda body: threads.append(threading.get_ident()) or real_parse(body))
+    loop_threads: list[int] = []
+
+    async def loop_thread(request: Request):
+        loop_threads.append(threading.get_ident())
+        return {}
+
+    loop_thread.__annotations__["request"] = Request
+    client.app.add_api_route("/loop-thread", loop_thread, methods=["GET"])
+    client.get("/loop-thread")
+    bad = request_with([{"sharpness": 99}], padding="x" * 300_000)
+    assert post(client, bad).status_code == 422
+    assert len(threads) == 1 and threads[0] != loop_threads[0]
+
+
+def test_bodies_over_the_cap_are_passed_on_unchecked(client_and_seen, monkeypatch) -> None:
+    client, seen = client_and_seen
+    monkeypatch.setattr(api_validation, "MAX_CHECKED_BODY_BYTES", 1000)
+    raw = json.dumps(request_with([{"sharpness": "very"}], padding="x" * 2000)).encode()
+    assert post(client, raw).status_code == 200
+    assert seen == [raw]
+
+
+# -- inside the host: after its auth, inside its middlewares --------------------------------------------
+
+ORIGIN = "https://allowed.example"
+USER, PASSWORD = "api-user", "s3cret"
+
+
+def host_app(*, api_auth: str | None, api_routes: bool = True) -> tuple[FastAPI, list[bytes], list[tuple[str, int]]]:
+    """An app set up the way A1111/Forge set theirs up: CORS with an allowed origin, an API-logging
+    middleware, and (with `--api-auth`) an HTTP Basic dependency on every /sdapi/v1 route."""
+    from secrets import compare_digest
+
+    from fastapi import Depends, HTTPException
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.middleware.cors import CORSMiddleware
+
+    app = FastAPI()
+    seen: list[bytes] = []
+    logged: list[tuple[str, int]] = []
+    users = dict(item.split(":", 1) for item in api_auth.split(",")) if api_auth else {}
+
+    def auth(credentials: HTTPBasicCredentials = Depends(HTTPBasic())):  # noqa: B008
+        if credentials.username in users and compare_digest(credentials.password, users[credentials.username]):
+            return True
+        raise HTTPException(status_code=401, detail="Incorrect username or password",
+                            headers={"WWW-Authenticate": "Basic"})
+
+    auth.__annotations__ = {"credentials": HTTPBasicCredentials}
+
+    async def generate(request: Request):
+        seen.append(await request.body())
+        return {"ok": True}
+
+    generate.__annotations__["request"] = Request
+    if api_routes:
+        dependencies = [Depends(auth)] if api_auth else []
+        for path in ("/sdapi/v1/txt2img", "/sdapi/v1/img2img"):
+            app.add_api_route(path, generate, methods=["POST"], dependencies=dependencies)
+
+    async def log_api(request: Request, call_next):
+        response = await call_next(request)
+        if request.url.path.startswith(("/sdapi", "/fooocus")):
+            logged.append((request.url.path, response.status_code))
+        return response
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=log_api)
+    app.add_middleware(CORSMiddleware, allow_origins=[ORIGIN], allow_methods=["*"], allow_headers=["*"],
+                       allow_credentials=True)
+    return app, seen, logged
+
+
+@pytest.fixture
+def fake_host(monkeypatch):
+    """Fake `modules.*` with `cmd_opts.api_auth` to set, and a context holding test objects."""
+    import webui_fakes
+
+    from lib_fooocus.webui.context import FooocusContext
+
+    fakes = webui_fakes.install("forge-main", monkeypatch.setitem)
+    expander = CountingExpander()
+    fakes.expander = expander
+    fakes.context = FooocusContext(load_style_library=lambda: LIBRARY, make_expansion_service=lambda _settings: expander)
+    return fakes
+
+
+class CountingExpander:
+    def __init__(self):
+        self.calls: list[tuple[str, int]] = []
+
+    def expand(self, prompt: str, seed: int) -> str:
+        self.calls.append((prompt, seed))
+        return prompt + ", expanded"
+
+    def finish_generation(self) -> None:
+        pass
+
+
+def started(app: FastAPI, context) -> FastAPI:
+    from lib_fooocus.webui.app import on_app_started
+
+    on_app_started(None, app, context)
+    return app
+
+
+BAD_ARGS = request_with([{"enabled": True, "styles": ["No Such Style"]}])
+
+
+def test_the_check_answers_only_requests_the_host_auth_accepts(fake_host) -> None:
+    fake_host.shared.cmd_opts.api_auth = f"other:pw,{USER}:{PASSWORD}"
+    app, seen, _ = host_app(api_auth=fake_host.shared.cmd_opts.api_auth)
+    with TestClient(started(app, fake_host.context)) as client:
+        anonymous = client.post("/sdapi/v1/txt2img", json=BAD_ARGS)
+        assert anonymous.status_code == 401, anonymous.text  # the host's answer; no style names leak
+        assert "No Such Style" not in anonymous.text
+        assert client.post("/sdapi/v1/img2img", json=BAD_ARGS, auth=(USER, "wrong")).status_code == 401
+        assert client.post("/sdapi/v1/txt2img", json=BAD_ARGS, headers={"Authorization": "Basic !!"}).status_code == 401
+        refused = client.post("/sdapi/v1/txt2img", json=BAD_ARGS, auth=(USER, PASSWORD))
+        assert refused.status_code == 422 and "No Such Style" in refused.json()["message"]
+        good = request_with([{"enabled": True, "styles": ["Warm Light"]}])
+        assert client.post("/sdapi/v1/txt2img", json=good, auth=(USER, PASSWORD)).status_code == 200
+    assert [json.loads(body) for body in seen] == [good]
+    fake_host.shared.cmd_opts.api_auth = None  # without --api-auth the check answers everyone
+    open_app, seen, _ = host_app(api_auth=None)
+    with TestClient(started(open_app, fake_host.context)) as client:
+        assert client.post("/sdapi/v1/txt2img", json=BAD_ARGS).status_code == 422
+    assert seen == []
+
+
+def test_422_keeps_the_host_middlewares_cors_and_api_log(fake_host) -> None:
+    app, _, logged = host_app(api_auth=None)
+    with TestClient(started(app, fake_host.context)) as client:
+        response = client.post("/sdapi/v1/txt2img", json=BAD_ARGS, headers={"Origin": ORIGIN})
+    assert response.status_code == 422
+    assert response.headers.get("access-control-allow-origin") == ORIGIN
+    assert response.json()["error"] == "ValidationError"
+    assert logged == [("/sdapi/v1/txt2img", 422)]
+
+
+@pytest.mark.parametrize("api_routes", [True, False], ids=["host-dependency", "own-check"])
+def test_fooocus_routes_carry_the_host_api_auth(fake_host, api_routes) -> None:
+    fake_host.shared.cmd_opts.api_auth = f"{USER}:{PASSWORD}"
+    app, _, _ = host_app(api_auth=fake_host.shared.cmd_opts.api_auth, api_routes=api_routes)
+    calls = [
+        ("get", "/fooocus/v1/styles", None),
+        ("post", "/fooocus/v1/styles/apply", {"prompt": "a cat", "styles": ["Warm Light"]}),
+        ("get", "/fooocus/v1/styles/preview/warm_light.jpg", None),
+        ("post", "/fooocus/v1/expand", {"prompt": "a cat", "seed": 1}),
+    ]
+    with TestClient(started(app, fake_host.context)) as client:
+        for method, path, body in calls:
+            for auth in (None, (USER, "wrong"), ("nobody", PASSWORD)):
+                response = client.request(method, path, json=body, auth=auth)
+                assert response.status_code == 401, (path, auth, response.status_code)
+                assert response.headers.get("www-authenticate") == "Basic"
+        assert fake_host.expander.calls == []  # nothing loaded or downloaded for anonymous clients
+        assert client.get("/fooocus/v1/styles", auth=(USER, PASSWORD)).status_code == 200
+        assert client.post("/fooocus/v1/styles/apply", json=calls[1][2], auth=(USER, PASSWORD)).status_code == 200
+        assert client.post("/fooocus/v1/expand", json=calls[3][2], auth=(USER, PASSWORD)).json() == {
+            "expansion": "a cat, expanded"}
+    assert fake_host.expander.calls == [("a cat", 1)]
+    fake_host.shared.cmd_opts.api_auth = None  # without --api-auth the routes stay open, as the host's are
+    open_app, _, _ = host_app(api_auth=None, api_routes=api_routes)
+    with TestClient(started(open_app, fake_host.context)) as client:
+        assert client.get("/fooocus/v1/styles").status_code == 200
+        assert client.post("/fooocus/v1/expand", json={"prompt": "a dog", "seed": 2}).status_code == 200
+    assert fake_host.expander.calls == [("a cat", 1), ("a dog", 2)]

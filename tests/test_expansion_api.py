@@ -166,6 +166,25 @@ def test_rest_rejects_bad_bodies_with_422(client, body, fragment):
     assert fragment in response.json()["detail"]
 
 
+def test_rest_refuses_prompts_beyond_the_model_window(client, expected):
+    from lib_fooocus.webui.rest_expansion import MAX_PROMPT_BYTES
+
+    service = client.services["current"]
+    calls = []
+    real_expand = service.expand
+    service.expand = lambda prompt, seed: calls.append(len(prompt)) or real_expand(prompt, seed)
+    try:
+        for prompt in ("a" * (MAX_PROMPT_BYTES + 1), "é" * (MAX_PROMPT_BYTES // 2 + 1)):  # bytes, not characters
+            response = client.post("/fooocus/v1/expand", json={"prompt": prompt, "seed": 1})
+            assert response.status_code == 422
+            assert "1,024 tokens" in response.json()["detail"] and str(MAX_PROMPT_BYTES) in response.json()["detail"]
+        assert calls == []  # refused before the model is loaded (or downloaded)
+        at_limit = client.post("/fooocus/v1/expand", json={"prompt": "a house " * (MAX_PROMPT_BYTES // 8), "seed": 4})
+        assert at_limit.status_code == 200 and calls == [MAX_PROMPT_BYTES]
+    finally:
+        del service.expand
+
+
 def test_rest_accepts_integral_float_seed(client, expected):
     response = client.post("/fooocus/v1/expand", json={"prompt": "a house", "seed": 42.0})
     assert response.json() == {"expansion": expected[("a house", 42)]}

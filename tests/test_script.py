@@ -398,6 +398,42 @@ def test_settings_section_registers_every_default(host, script) -> None:
     assert str(settings.expansion_model_dir()) == "/somewhere/else"
 
 
+DOWNLOAD_AND_FOLDER_KEYS = (
+    settings.KEY_EXPANSION_DIR, settings.KEY_EXPANSION_REPO, settings.KEY_EXPANSION_REVISION,
+    settings.KEY_EXPANSION_DOWNLOAD, settings.KEY_STYLES_FOOOCUS_DIR, settings.KEY_STYLES_EXTRA,
+)
+
+
+@pytest.mark.parametrize("host", ["a1111-1.6", "forge-main"], indirect=True)
+def test_download_and_folder_settings_cannot_be_changed_through_the_api(host, script) -> None:
+    for callback in host.script_callbacks.callbacks["ui_settings"]:
+        callback()
+    opts, labels = host.shared.opts, host.shared.opts.data_labels
+    for key in DOWNLOAD_AND_FOLDER_KEYS:
+        assert labels[key].restrict_api is True, key
+        # override_settings / POST /sdapi/v1/options: is_api=True, refused by the host
+        assert opts.set(key, "/elsewhere", is_api=True) is False
+        assert settings.read(key) == settings.OPTION_DEFAULTS[key]
+        assert opts.set(key, "/from/the/ui") is True  # the Settings tab still can
+    api_settable = [key for key, option in labels.items() if not option.restrict_api]
+    assert settings.KEY_EXPANSION_DEVICE in api_settable and settings.default_key("sharpness") in api_settable
+
+
+def test_hosts_without_restrict_api_still_get_the_settings(monkeypatch, caplog) -> None:
+    fakes = webui_fakes.install("a1111-1.6", monkeypatch.setitem)
+
+    class OldOptionInfo:  # before A1111 1.6: no restrict_api keyword
+        def __init__(self, default=None, label="", component=None, component_args=None, onchange=None,
+                     section=None, refresh=None, comment_before="", comment_after="", infotext=None):
+            self.default, self.section, self.comment_after = default, section, comment_after
+
+    monkeypatch.setattr(fakes.shared, "OptionInfo", OldOptionInfo)
+    with caplog.at_level(logging.WARNING):
+        settings.register_settings()
+    assert settings.KEY_EXPANSION_DIR in fakes.shared.opts.data_labels
+    assert "cannot protect settings from API clients" in caplog.text
+
+
 def test_settings_read_falls_back_without_a_host() -> None:
     assert settings.read(settings.KEY_EXPANSION_REPO) == "lllyasviel/misc"
     assert settings.default_params().sharpness == 2.0
@@ -421,6 +457,7 @@ def test_app_started_adds_routes_and_validator_once(host, script) -> None:
     from fastapi.testclient import TestClient
 
     app = FastAPI()
+    app.add_api_route("/sdapi/v1/txt2img", lambda: {"generated": True}, methods=["POST"])  # the host's route
     for _ in range(2):
         for callback in host.script_callbacks.callbacks["app_started"]:
             callback(None, app)

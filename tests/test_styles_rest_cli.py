@@ -52,13 +52,40 @@ def test_get_styles_lists_every_style_with_preview_and_source(client, style_dir:
         "name": "My Noir",
         "prompt": "noir photo of {prompt}",
         "negative_prompt": "color",
-        "source": str(style_dir / "mine.json"),
+        "source": "styles/mine.json",  # relative to its style folder: no server paths
         "preview_url": "/fooocus/v1/styles/preview/my_noir.jpg",
     }
     assert data["styles"][1]["preview_url"] is None
     assert [s["name"] for s in data["special"]] == ["Fooocus V2", "Random Style"]
     assert client.get("/fooocus/v1/styles", params={"search": "noir"}).json()["styles"][0]["name"] == "My Noir"
     assert client.get("/fooocus/v1/styles", params={"search": "zzz"}).json()["styles"] == []
+
+
+def test_get_styles_reveals_no_server_paths(tmp_path: Path, style_dir: Path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lib_fooocus.webui.rest_styles import register_style_routes
+
+    (style_dir / "nested").mkdir()
+    (style_dir / "nested" / "more.json").write_text(json.dumps([{"name": "Deep", "prompt": "{prompt}"}]),
+                                                   encoding="utf-8")
+    (style_dir / "broken.json").write_text("{not json", encoding="utf-8")
+    csv_file = tmp_path / "elsewhere" / "styles.csv"
+    csv_file.parent.mkdir()
+    csv_file.write_text("name,prompt,negative_prompt\nFrom Csv,{prompt} csv,\n", encoding="utf-8")
+    library = StyleLibrary.load([style_dir, csv_file, tmp_path / "missing"])
+    library._warn(f"Fooocus styles folder setting: {tmp_path / 'nowhere'} is not a folder")
+    app = FastAPI()
+    register_style_routes(app, lambda: library)
+    data = TestClient(app).get("/fooocus/v1/styles").json()
+    sources = {style["name"]: style["source"] for style in data["styles"]}
+    assert sources["My Noir"] == "styles/mine.json"
+    assert sources["Deep"] == "styles/nested/more.json" or "Deep" not in sources
+    assert sources["From Csv"] == "styles.csv"
+    assert any("broken.json" in warning for warning in data["warnings"])
+    assert str(tmp_path) not in json.dumps(data)
+    assert "/tmp" not in json.dumps(data) and str(Path.home()) not in json.dumps(data)
 
 
 def test_preview_route_serves_only_known_previews(client) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,10 @@ def split_prompt_lines(text: str) -> tuple[str, list[str]]:
 def _non_empty(items: Iterable[str], default: str) -> list[str]:
     kept = [item for item in items if item != ""]
     return kept or [default]
+
+
+# An absolute POSIX or Windows path not inside a URL, up to whitespace or a quote.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/|[A-Za-z]:\\)[^\s'\"]+")
 
 
 # -- the library ----------------------------------------------------------------------------------
@@ -267,6 +272,33 @@ class StyleLibrary:
             preview = folder / PREVIEW_FOLDER / f"{preview_key(name)}.jpg"
             if preview.is_file():
                 self.special_previews.setdefault(name, str(preview))
+
+    # -- what clients may see -------------------------------------------------------------------
+
+    def _folder_labels(self) -> list[tuple[str, str]]:
+        """(folder as loaded, its last path component), longest folder first."""
+        labels = {folder: Path(folder).name or folder for folder in self.folders}
+        return sorted(labels.items(), key=lambda item: -len(item[0]))
+
+    def public_source(self, source: str) -> str:
+        """`source` without the server's directories: `<style folder name>/<path inside it>` (a style
+        file given directly: its name); anything else: its file name."""
+        for folder, label in self._folder_labels():
+            try:
+                relative = Path(source).relative_to(folder)
+            except ValueError:
+                continue
+            return label if relative == Path() else f"{label}/{relative.as_posix()}"
+        return Path(source).name if source else source
+
+    def public_warnings(self) -> list[str]:
+        """`warnings` with the style folders shown by name and any other absolute path by its last part."""
+        public = []
+        for warning in self.warnings:
+            for folder, label in self._folder_labels():
+                warning = warning.replace(folder, label)
+            public.append(_ABSOLUTE_PATH.sub(lambda m: Path(m.group(0).replace("\\", "/")).name, warning))
+        return public
 
     # -- lookup ---------------------------------------------------------------------------------
 

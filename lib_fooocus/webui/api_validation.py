@@ -1,11 +1,14 @@
 """Refuse bad Fooocus args with HTTP 422 before the host runs a txt2img/img2img request.
 
 The hosts catch exceptions raised inside Script hooks and generate anyway, so validation has to
-happen in front of the endpoint. `FooocusRequestValidator` is a plain ASGI middleware (a Starlette
-`@app.middleware("http")` that reads the body makes every passed-on request hang on the hosts'
-Starlette 0.26/0.27): it reads the whole body (which may arrive in several messages), checks
-`alwayson_scripts.fooocus` (key matched case-insensitively, as the hosts do) and the `infotext`
-field, and either answers 422 or hands the request on with a `receive` that replays the body once.
+happen in front of the endpoint. `FooocusRequestValidator` is a plain ASGI app wrapped around the
+endpoint of the host's two routes (a Starlette `@app.middleware("http")` that reads the body makes
+every passed-on request hang on the hosts' Starlette 0.26/0.27). It runs inside the host's
+middlewares and only for requests the host's `--api-auth` accepts; it reads the whole body (which
+may arrive in several messages), checks `alwayson_scripts.fooocus` (key matched case-insensitively,
+as the hosts do) and the `infotext` field, and either answers 422 or hands the request on with a
+`receive` that replays the body once. The check is bounded (size caps, linear-time parsing, work off
+the event loop) and never breaks a request: if it fails, the request passes unchecked.
 """
 
 from __future__ import annotations
@@ -100,19 +103,79 @@ def validate_script_entry(entry: Any, key: str, resolve: StyleResolver | None = 
 
 # -- infotext field (A1111 1.8+, Forge main) --------------------------------------------------------
 
-# `Key: value` pairs of an infotext line; a value is either JSON-quoted or runs to the next comma.
-_PAIR = re.compile(r'\s*([A-Za-z0-9_][A-Za-z0-9_ \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# Only this much of the parameter line is read (a real one is a few KB); a longer line is not checked.
+MAX_INFOTEXT_LINE_CHARS = 65_536
+
+_KEY_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_KEY_CHARS = _KEY_START | frozenset(" -/")
+# One run of key characters; a single character class, so matching costs the run's length.
+_KEY_RUN = re.compile(r"[A-Za-z0-9_ \-/]*")
+
+
+def _quoted_end(line: str, start: int) -> int:
+    """End (exclusive) of the JSON-style quoted value opening at `line[start] == '"'`, or -1 when it
+    is not closed, is empty, or is not followed by a comma or the end of the line."""
+    search = start + 1
+    while True:
+        close = line.find('"', search)
+        if close < 0:
+            return -1
+        backslashes = 0
+        while close - 1 - backslashes > start and line[close - 1 - backslashes] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            break
+        search = close + 1  # an escaped quote
+    if close == start + 1:
+        return -1  # `""`: read as a plain value
+    end = close + 1
+    return end if end == len(line) or line[end] == "," else -1
+
+
+def _scan_pairs(line: str) -> list[tuple[str, str]]:
+    """The `Key: value` pairs of one infotext line, in one left-to-right pass (linear time).
+
+    A key starts with a letter, digit or `_`, continues with those, spaces, `-` or `/`, has at least
+    two characters and ends at a colon; a value is either JSON-quoted (and then followed by a comma or
+    the end) or runs to the next comma. Text that is not a pair is skipped."""
+    pairs = []
+    n = len(line)
+    pos = 0
+    while pos < n:
+        start = pos
+        while start < n and line[start].isspace():
+            start += 1
+        if start >= n:
+            break
+        if line[start] not in _KEY_START:
+            pos = start + 1
+            continue
+        key_end = _KEY_RUN.match(line, start).end()
+        if key_end >= n or line[key_end] != ":" or key_end - start < 2:
+            # No start inside this run can end at a colon either: go on after it.
+            pos = max(key_end, start + 1)
+            continue
+        value_start = key_end + 1
+        while value_start < n and line[value_start].isspace():
+            value_start += 1
+        value_end = _quoted_end(line, value_start) if value_start < n and line[value_start] == '"' else -1
+        if value_end < 0:
+            comma = line.find(",", value_start)
+            value_end = n if comma < 0 else comma
+        pairs.append((line[start:key_end], line[value_start:value_end]))
+        pos = value_end + 1 if value_end < n else n
+    return pairs
 
 
 def infotext_pairs(infotext: str) -> dict[str, str]:
     """The `Key: value` pairs of the infotext's parameter line (its last line)."""
     last_line = infotext.strip().split("\n")[-1]
     pairs: dict[str, str] = {}
-    for key, value in _PAIR.findall(last_line):
+    for key, value in _scan_pairs(last_line):
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 pass
         pairs[key.strip()] = value
     return pairs
@@ -122,6 +185,11 @@ def validate_infotext(infotext: Any, resolve: StyleResolver | None = None) -> li
     """Fooocus values in the request's `infotext` are lenient (clamped, like a paste), but values
     that cannot be read at all, and unknown style names, are refused."""
     if not isinstance(infotext, str) or "Fooocus" not in infotext:
+        return []
+    last_line = infotext.strip().split("\n")[-1]
+    if len(last_line) > MAX_INFOTEXT_LINE_CHARS:
+        log.warning("Fooocus: the request's infotext parameter line has %d characters (over %d); its Fooocus "
+                    "values are not checked here", len(last_line), MAX_INFOTEXT_LINE_CHARS)
         return []
     pairs = {k: v for k, v in infotext_pairs(infotext).items() if k in FIELDS_BY_INFOTEXT}
     if not pairs:
@@ -164,28 +232,84 @@ def error_body(errors: list[ArgError]) -> dict[str, Any]:
     }
 
 
-# -- the middleware ----------------------------------------------------------------------------------
+# -- the check, wrapped around the host's two generation endpoints ------------------------------------
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Authorized = Callable[[Mapping[str, Any]], bool]
+
+# Bodies larger than this are passed on unchecked (the script's own hook still ignores bad args);
+# real img2img bodies with a few base64 images are a few MB.
+MAX_CHECKED_BODY_BYTES = 32 * 1024 * 1024
+# Bodies up to this size that do not mention Fooocus are dismissed on the event loop; everything
+# else (parsing, the style library) runs in the thread pool.
+INLINE_BODY_BYTES = 64 * 1024
+_MENTIONS_FOOOCUS = re.compile(rb"fooocus", re.IGNORECASE)
 
 
-def is_generation_request(scope: Mapping[str, Any]) -> bool:
-    if scope.get("type") != "http" or scope.get("method", "").upper() != "POST":
-        return False
-    path = str(scope.get("path", "")).rstrip("/")
-    return path.endswith(GENERATION_PATHS)  # endswith: --subpath / root_path may prefix it
+def mentions_fooocus(body: bytes) -> bool:
+    """Cheap pre-filter before any JSON parse: a body that never says "fooocus" (any case) has
+    nothing for us. (A key spelled with JSON unicode escapes slips past; the script's hook still ignores
+    bad args, as without this check.)"""
+    return _MENTIONS_FOOOCUS.search(body) is not None
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON body, or None when it is not JSON (the endpoint answers that itself)."""
+    try:
+        return json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+
+
+def check_body(body: bytes, resolve_style: Callable[[], StyleResolver | None] | None = None) -> list[ArgError]:
+    """The Fooocus problems of a raw txt2img/img2img body. Never raises: a failure of the check itself
+    is logged and the request passes (the host must keep working whatever the body holds)."""
+    try:
+        if len(body) > MAX_CHECKED_BODY_BYTES:
+            log.info("Fooocus: request body of %d bytes not checked (over %d)", len(body), MAX_CHECKED_BODY_BYTES)
+            return []
+        if not mentions_fooocus(body):
+            return []
+        parsed = parse_body(body)
+        if parsed is None:
+            return []
+        try:
+            resolver = resolve_style() if resolve_style else None
+        except Exception as error:  # the style library must never block a request
+            log.warning("Fooocus: style names not checked (%s)", error)
+            resolver = None
+        return validate_request(parsed, resolver)
+    except Exception as error:  # RecursionError on absurd nesting, or a bug here
+        log.warning("Fooocus: the API argument check failed (%s: %s); the request is passed on unchecked",
+                    type(error).__name__, str(error)[:200])
+        return []
 
 
 class FooocusRequestValidator:
-    """ASGI middleware; `resolve_style(name)` returns the library's name or None (optional)."""
+    """ASGI app wrapped around the host route's own ASGI app (`route.app`), so it runs after routing,
+    inside every middleware of the host (CORS, GZip, API logging, exception handling): its 422 gets
+    the same headers and log lines as the host's answers.
 
-    def __init__(self, app: Any, resolve_style: Callable[[], StyleResolver | None] | None = None):
+    `resolve_style()` returns the library's `resolve(name)` (optional). `authorized(scope)`, when
+    given, says whether the host's `--api-auth` would accept the request; requests it would refuse
+    are passed on untouched (unread), so the host answers 401 as always and an anonymous client
+    learns nothing from us."""
+
+    fooocus_request_check = True  # marks a wrapped route (a second on_app_started wraps nothing)
+
+    def __init__(
+        self,
+        app: Any,
+        resolve_style: Callable[[], StyleResolver | None] | None = None,
+        authorized: Authorized | None = None,
+    ):
         self.app = app
         self.resolve_style = resolve_style
+        self.authorized = authorized
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if not is_generation_request(scope):
+        if not is_generation_request(scope) or not self._may_check(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -199,23 +323,41 @@ class FooocusRequestValidator:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        errors = [] if pending else self._check(body)
+        errors = [] if pending else await self._errors(body)
         if errors:
             await _send_json(send, 422, error_body(errors))
             return
         await self.app(scope, _replay(body, pending, receive), send)
 
-    def _check(self, body: bytes) -> list[ArgError]:
+    def _may_check(self, scope: Mapping[str, Any]) -> bool:
+        if self.authorized is None:
+            return True
         try:
-            parsed = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return []  # the endpoint answers malformed JSON itself
-        try:
-            resolver = self.resolve_style() if self.resolve_style else None
-        except Exception as error:  # the style library must never block a request
-            log.warning("Fooocus: style names not checked (%s)", error)
-            resolver = None
-        return validate_request(parsed, resolver)
+            return bool(self.authorized(scope))
+        except Exception as error:
+            log.warning("Fooocus: could not compare the request's credentials (%s); not checked", error)
+            return False
+
+    async def _errors(self, body: bytes) -> list[ArgError]:
+        if len(body) <= INLINE_BODY_BYTES and not mentions_fooocus(body):
+            return []
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(check_body, body, self.resolve_style)
+
+
+def is_generation_request(scope: Mapping[str, Any]) -> bool:
+    return scope.get("type") == "http" and str(scope.get("method", "")).upper() == "POST"
+
+
+def generation_routes(app: Any) -> list[Any]:
+    """The host's POST routes for txt2img and img2img (path matched with endswith)."""
+    found = []
+    for route in getattr(app, "routes", []):
+        path = str(getattr(route, "path", "")).rstrip("/")
+        if path.endswith(GENERATION_PATHS) and "POST" in (getattr(route, "methods", None) or ()):
+            found.append(route)
+    return found
 
 
 def _replay(body: bytes, pending: list[dict[str, Any]], receive: Receive) -> Receive:
@@ -239,16 +381,19 @@ async def _send_json(send: Send, status: int, content: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def install_validator(app: Any, resolve_style: Callable[[], StyleResolver | None] | None = None) -> bool:
-    """Add the middleware to the host's FastAPI app (once). In UI mode the app has already started,
-    and Starlette refuses `add_middleware`: the stack is then reset so it is rebuilt, with ours, at
-    the next request (what the WebUI itself does for its own middleware). Returns True if added."""
-    for middleware in getattr(app, "user_middleware", []):
-        if getattr(getattr(middleware, "cls", None), "__name__", "") == FooocusRequestValidator.__name__:
-            return False
-    try:
-        app.add_middleware(FooocusRequestValidator, resolve_style=resolve_style)
-    except RuntimeError:
-        app.middleware_stack = None
-        app.add_middleware(FooocusRequestValidator, resolve_style=resolve_style)
-    return True
+def install_validator(
+    app: Any,
+    resolve_style: Callable[[], StyleResolver | None] | None = None,
+    authorized: Authorized | None = None,
+) -> bool:
+    """Wrap the endpoints of the host's txt2img/img2img routes (once). Routes are live objects of the
+    router, so this works before and after the app has started, without rebuilding the middleware
+    stack. Returns True if a route was wrapped."""
+    wrapped = False
+    for route in generation_routes(app):
+        inner = getattr(route, "app", None)
+        if inner is None or getattr(inner, "fooocus_request_check", False):
+            continue
+        route.app = FooocusRequestValidator(inner, resolve_style, authorized)
+        wrapped = True
+    return wrapped

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lib_fooocus.expansion.files import MissingExpansionFilesError, UnsafeWeightsError
@@ -17,6 +17,12 @@ log = logging.getLogger(__name__)
 
 EXPAND_PATH = "/fooocus/v1/expand"
 SEED_RANGE = (-(2**63), 2**63 - 1)
+# GPT-2 reads at most 1,024 tokens, and the expansion only runs when the prompt leaves room to fill up
+# to the next multiple of 75 (under 975 tokens). Counting tokens needs the tokenizer, so the route uses
+# a cheap bound on UTF-8 bytes instead: English prompts take about 4 bytes per token, so 8 KiB is about
+# twice the window. Longer prompts are refused (422); shorter ones that still do not fit come back
+# unchanged, as in generation.
+MAX_PROMPT_BYTES = 8192
 
 
 class BodyError(ValueError):
@@ -45,6 +51,10 @@ def parse_expand_body(raw: bytes) -> tuple[str, int]:
             seed = int(seed)
         else:
             problems.append("'seed' must be an integer" + (" (it is missing)" if seed is None else ""))
+    size = len(prompt.encode("utf-8", "surrogatepass")) if isinstance(prompt, str) else 0
+    if size > MAX_PROMPT_BYTES:
+        problems.append(f"'prompt' is {size} bytes (UTF-8); at most {MAX_PROMPT_BYTES} are accepted: the expansion "
+                        "model (GPT-2) reads at most 1,024 tokens, about 4 bytes each")
     if isinstance(seed, int) and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
         problems.append(f"'seed' must be between {SEED_RANGE[0]} and {SEED_RANGE[1]}")
     if problems:
@@ -52,9 +62,11 @@ def parse_expand_body(raw: bytes) -> tuple[str, int]:
     return prompt, seed
 
 
-def register_expand_route(app: Any, get_service: Callable[[], Any], path: str = EXPAND_PATH) -> None:
+def register_expand_route(
+    app: Any, get_service: Callable[[], Any], path: str = EXPAND_PATH, dependencies: Sequence[Any] = ()
+) -> None:
     """Add the route to a FastAPI app. `get_service()` returns the `ExpansionService` to use (called per
-    request, so the host can swap settings)."""
+    request, so the host can swap settings). `dependencies`: the host's API auth (see `webui.host_auth`)."""
     from fastapi import Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
@@ -80,6 +92,7 @@ def register_expand_route(app: Any, get_service: Callable[[], Any], path: str = 
         path,
         expand_route,
         methods=["POST"],
+        dependencies=list(dependencies),
         summary="Fooocus V2 prompt expansion",
         description='Body {"prompt": str, "seed": int}; returns {"expansion": str}.',
     )

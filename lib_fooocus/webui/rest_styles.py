@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +32,21 @@ def preview_url(key: str, prefix: str = API_PREFIX) -> str:
 
 
 def styles_payload(library: StyleLibrary, search: str = "", prefix: str = API_PREFIX) -> dict[str, Any]:
-    """What GET /styles returns; also used by the UI."""
+    """What GET /styles returns; also used by the UI. `source` is relative to the style folder."""
 
     def url_for(name: str) -> str | None:
         return preview_url(preview_key(name), prefix) if library.preview_path(name) else None
 
     styles = [
-        {**{k: v for k, v in style.to_dict().items() if k != "has_preview"}, "preview_url": url_for(style.name)}
+        {**{k: v for k, v in style.to_dict().items() if k != "has_preview"},
+         "source": library.public_source(style.source), "preview_url": url_for(style.name)}
         for style in library.search(search)
     ]
     return {
         "styles": styles,
         "special": [{"name": name, "preview_url": url_for(name)} for name in SPECIAL_NAMES],
         "default_selection": library.default_selection(),
-        "warnings": list(library.warnings),
+        "warnings": library.public_warnings(),  # no server paths: style folders by name only
     }
 
 
@@ -97,10 +98,10 @@ def _read_apply_body(body: Any) -> tuple[str, str, list[str], int | None, str]:
 
 
 def register_style_routes(
-    app: Any, get_library: Callable[[], StyleLibrary], prefix: str = API_PREFIX
+    app: Any, get_library: Callable[[], StyleLibrary], prefix: str = API_PREFIX, dependencies: Sequence[Any] = ()
 ) -> None:
     """Add the style routes to a FastAPI `app`. `get_library()` returns the current library (the UI's
-    refresh replaces it, so it is looked up per request)."""
+    refresh replaces it, so it is looked up per request). `dependencies`: the host's API auth."""
     from fastapi import Request
     from fastapi.responses import JSONResponse, Response
 
@@ -137,6 +138,9 @@ def register_style_routes(
     for endpoint in (list_styles, apply_styles, style_preview):
         endpoint.__annotations__["request"] = Request
 
-    app.add_api_route(f"{prefix}/styles", list_styles, methods=["GET"], response_model=None)
-    app.add_api_route(f"{prefix}/styles/apply", apply_styles, methods=["POST"], response_model=None)
-    app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", style_preview, methods=["GET"], response_model=None)
+    auth = list(dependencies)
+    app.add_api_route(f"{prefix}/styles", list_styles, methods=["GET"], response_model=None, dependencies=auth)
+    app.add_api_route(f"{prefix}/styles/apply", apply_styles, methods=["POST"], response_model=None,
+                      dependencies=auth)
+    app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", style_preview, methods=["GET"], response_model=None,
+                      dependencies=auth)

@@ -6,9 +6,10 @@ the first request), so every read goes through `read(key)`, which falls back to 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,15 @@ class OptionSpec:
     component: str  # "checkbox", "slider", "textbox", "radio"
     component_args: dict[str, Any] = field(default_factory=dict)
     info: str = ""
+    ui_only: bool = False  # registered with restrict_api=True: API clients cannot change it
+
+
+# What is downloaded, from where, and which folders are read: changed only from the UI or config.json,
+# never by `override_settings` or POST /sdapi/v1/options.
+UI_ONLY_KEYS = frozenset({
+    KEY_EXPANSION_DIR, KEY_EXPANSION_DOWNLOAD, KEY_EXPANSION_REPO, KEY_EXPANSION_REVISION,
+    KEY_STYLES_FOOOCUS_DIR, KEY_STYLES_EXTRA,
+})
 
 
 def option_specs() -> list[OptionSpec]:
@@ -89,7 +99,7 @@ def option_specs() -> list[OptionSpec]:
                    {"choices": list(DEVICE_CHOICES)}, info="the text encoder's device uses fp16 on a GPU"),
         OptionSpec(KEY_EXPANSION_UNLOAD, False, "Unload the expansion model after each generation", "checkbox"),
     ]
-    return specs
+    return [replace(spec, ui_only=True) if spec.key in UI_ONLY_KEYS else spec for spec in specs]
 
 
 OPTION_DEFAULTS: dict[str, Any] = {spec.key: spec.default for spec in option_specs()}
@@ -166,13 +176,26 @@ def register_settings() -> None:
     components: dict[str, Callable[..., Any]] = {
         "checkbox": gr.Checkbox, "slider": gr.Slider, "textbox": gr.Textbox, "radio": gr.Radio,
     }
+    restrict = accepts_keyword(shared.OptionInfo, "restrict_api")  # A1111 1.6+, Forge
+    if not restrict:
+        log.warning("Fooocus: this WebUI cannot protect settings from API clients (no OptionInfo restrict_api); "
+                    "%s can be changed through the API", ", ".join(sorted(UI_ONLY_KEYS)))
     for spec in option_specs():
+        extra = {"restrict_api": True} if spec.ui_only and restrict else {}
         option = shared.OptionInfo(
-            spec.default, spec.label, components[spec.component], dict(spec.component_args), section=SECTION
+            spec.default, spec.label, components[spec.component], dict(spec.component_args), section=SECTION, **extra
         )
         if spec.info and hasattr(option, "info"):
             option = option.info(spec.info)
         shared.opts.add_option(spec.key, option)
+
+
+def accepts_keyword(factory: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def expansion_model_dir() -> Path:

@@ -107,6 +107,7 @@ def _shared(module: types.ModuleType) -> None:
             self.default, self.label, self.component = default, label, component
             self.component_args, self.section, self.infotext = component_args, section, infotext
             self.comment_after = comment_after
+            self.restrict_api = restrict_api
 
         def info(self, info):
             self.comment_after += f"<span class='info'>({info})</span>"
@@ -135,6 +136,16 @@ def _shared(module: types.ModuleType) -> None:
 
         def __setattr__(self, key, value):
             self.data[key] = value
+
+        def set(self, key, value, is_api=False, run_callbacks=True):
+            """A1111 1.6+: `override_settings` and POST /sdapi/v1/options come in with is_api=True, and
+            an option registered with restrict_api=True is then left unchanged (returns False)."""
+            if self.data.get(key) == value:
+                return False
+            if is_api and getattr(self.data_labels[key], "restrict_api", False):
+                return False
+            setattr(self, key, value)
+            return True
 
     module.OptionInfo = OptionInfo
     module.Options = Options
