@@ -19,8 +19,9 @@ from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse
 )
 
 from lib_fooocus.__main__ import main as cli_main
+from lib_fooocus.expansion import files as expansion_files
 from lib_fooocus.expansion.engine import FooocusExpansion
-from lib_fooocus.expansion.files import LICENSE_NOTICE, MissingExpansionFilesError
+from lib_fooocus.expansion.files import LICENSE_NOTICE, ExpansionSource, MissingExpansionFilesError
 from lib_fooocus.expansion.service import ExpansionService, ExpansionSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,18 @@ def expected(model_dir):
 
 
 def service_for(folder: Path, **settings) -> ExpansionService:
-    return ExpansionService(ExpansionSettings(model_dir=str(folder), allow_download=False, **settings))
+    """A service for a tiny-model folder, whose own small files are the "pinned" ones."""
+    hashes = small_file_hashes(folder) if (folder / "config.json").is_file() else None
+    source = ExpansionSource(hashes=hashes)
+    return ExpansionService(
+        ExpansionSettings(model_dir=str(folder), allow_download=False, source=source, **settings)
+    )
+
+
+@pytest.fixture
+def _tiny_files_pinned(monkeypatch, model_dir):
+    """For the CLI, which uses the pinned hashes: pin the tiny model's files."""
+    monkeypatch.setattr(expansion_files, "SMALL_FILES", dict(small_file_hashes(model_dir)))
 
 
 # ---- service --------------------------------------------------------------------------------------
@@ -187,6 +199,7 @@ def test_rest_missing_model_is_503_with_the_message(client, tmp_path, model_dir)
 # ---- CLI ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("_tiny_files_pinned")
 def test_cli_prints_the_expansion(model_dir, expected, capsys):
     code = cli_main(
         ["expand", "a house", "--seed", "42", "--model-dir", str(model_dir), "--no-download", "--quiet"]
