@@ -220,7 +220,8 @@ def hub_endpoint(monkeypatch, url: str) -> str | None:
 class FakeHub:
     """Serves `/{repo}/resolve/{revision}/{file}` like the hub (ETag/X-Linked-Etag = sha256,
     X-Repo-Commit, Range) and `/github/{file}` like raw GitHub. `mode[path]` picks the behaviour of a
-    file: 'good', 'truncated' (fewer bytes than announced) or 'wrong' (other bytes, same length)."""
+    file: 'good', 'truncated' (fewer bytes, announced as such), 'broken' (the full length announced,
+    half sent, connection closed: `http.client.IncompleteRead`) or 'wrong' (other bytes, same length)."""
 
     def __init__(self):
         import hashlib
@@ -291,6 +292,9 @@ class FakeHub:
                 self.send_response(206 if start else 200)
                 sha = hashlib.sha256(content).hexdigest()
                 self.send_header("Content-Length", str(len(payload)))
+                if mode == "broken":
+                    payload = payload[: len(payload) // 2]
+                    self.close_connection = True
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}")
                 if not key.startswith("/github/"):

@@ -416,7 +416,7 @@ class CountingExpander:
     def __init__(self):
         self.calls: list[tuple[str, int]] = []
 
-    def expand(self, prompt: str, seed: int) -> str:
+    def expand(self, prompt: str, seed: int, wait: float | None = None) -> str:
         self.calls.append((prompt, seed))
         return prompt + ", expanded"
 

@@ -22,8 +22,8 @@ from lib_fooocus.expansion.engine import (
     apply_cleanup_spaces,
     max_new_tokens_for,
     safe_str,
-    strip_extra_networks,
 )
+from lib_fooocus.text import expansion_source
 
 PROMPTS_AND_SEEDS = [
     ("a photo of the cat", 1),
@@ -94,16 +94,17 @@ def test_cleanup_spaces_matches_transformers_own_cleanup_where_it_exists():
 @pytest.mark.parametrize(
     ("prompt", "expected"),
     [
-        ("a cat <lora:detail:0.8>, best", "a cat , best"),
+        ("a cat <lora:detail:0.8>, best", "a cat, best"),
         ("<lora:a:1><hypernet:b:0.5> photo of a dog\nsecond line <lora:x:1>", "photo of a dog"),
-        ("\n\n  <lyco:thing:1>\nreal prompt\nmore", "real prompt"),
+        ("\n\n  real  prompt ,, more\nnext", "real prompt, more"),
+        ("\n<lyco:thing:1>\nreal prompt", ""),  # the main line holds only a tag: nothing to expand
         ("no tags at all", "no tags at all"),
         ("a <b> tag that is not a network", "a <b> tag that is not a network"),
         ("", ""),
     ],
 )
-def test_strip_extra_networks_takes_first_line_without_tags(prompt, expected):
-    assert strip_extra_networks(prompt) == expected
+def test_expansion_source_is_the_cleaned_main_line_without_tags(prompt, expected):
+    assert expansion_source(prompt) == expected
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,9 @@ from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse
 )
 
 from lib_fooocus.__main__ import main as cli_main
+from lib_fooocus.expansion import files as expansion_files
 from lib_fooocus.expansion.engine import FooocusExpansion
-from lib_fooocus.expansion.files import LICENSE_NOTICE, MissingExpansionFilesError
+from lib_fooocus.expansion.files import LICENSE_NOTICE, ExpansionSource, MissingExpansionFilesError
 from lib_fooocus.expansion.service import ExpansionService, ExpansionSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,18 @@ def expected(model_dir):
 
 
 def service_for(folder: Path, **settings) -> ExpansionService:
-    return ExpansionService(ExpansionSettings(model_dir=str(folder), allow_download=False, **settings))
+    """A service for a tiny-model folder, whose own small files are the "pinned" ones."""
+    hashes = small_file_hashes(folder) if (folder / "config.json").is_file() else None
+    source = ExpansionSource(hashes=hashes)
+    return ExpansionService(
+        ExpansionSettings(model_dir=str(folder), allow_download=False, source=source, **settings)
+    )
+
+
+@pytest.fixture
+def _tiny_files_pinned(monkeypatch, model_dir):
+    """For the CLI, which uses the pinned hashes: pin the tiny model's files."""
+    monkeypatch.setattr(expansion_files, "SMALL_FILES", dict(small_file_hashes(model_dir)))
 
 
 # ---- service --------------------------------------------------------------------------------------
@@ -167,20 +179,22 @@ def test_rest_rejects_bad_bodies_with_422(client, body, fragment):
 
 
 def test_rest_refuses_prompts_beyond_the_model_window(client, expected):
+    from lib_fooocus.text import expansion_source
     from lib_fooocus.webui.rest_expansion import MAX_PROMPT_BYTES
 
     service = client.services["current"]
     calls = []
     real_expand = service.expand
-    service.expand = lambda prompt, seed: calls.append(len(prompt)) or real_expand(prompt, seed)
+    service.expand = lambda prompt, seed, **kwargs: calls.append(len(prompt)) or real_expand(prompt, seed, **kwargs)
     try:
         for prompt in ("a" * (MAX_PROMPT_BYTES + 1), "é" * (MAX_PROMPT_BYTES // 2 + 1)):  # bytes, not characters
             response = client.post("/fooocus/v1/expand", json={"prompt": prompt, "seed": 1})
             assert response.status_code == 422
             assert "1,024 tokens" in response.json()["detail"] and str(MAX_PROMPT_BYTES) in response.json()["detail"]
         assert calls == []  # refused before the model is loaded (or downloaded)
-        at_limit = client.post("/fooocus/v1/expand", json={"prompt": "a house " * (MAX_PROMPT_BYTES // 8), "seed": 4})
-        assert at_limit.status_code == 200 and calls == [MAX_PROMPT_BYTES]
+        at_limit_prompt = "a house " * (MAX_PROMPT_BYTES // 8)
+        at_limit = client.post("/fooocus/v1/expand", json={"prompt": at_limit_prompt, "seed": 4})
+        assert at_limit.status_code == 200 and calls == [len(expansion_source(at_limit_prompt))]
     finally:
         del service.expand
 
@@ -206,6 +220,7 @@ def test_rest_missing_model_is_503_with_the_message(client, tmp_path, model_dir)
 # ---- CLI ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("_tiny_files_pinned")
 def test_cli_prints_the_expansion(model_dir, expected, capsys):
     code = cli_main(
         ["expand", "a house", "--seed", "42", "--model-dir", str(model_dir), "--no-download", "--quiet"]

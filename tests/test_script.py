@@ -489,3 +489,30 @@ def test_postprocess_unloads_the_expansion_when_set(host, script, monkeypatch) -
     assert script.adapter.calls[-1] == ("end", None)
     script.postprocess(make_p(host), None)  # a disabled generation does not unload anything
     assert unloaded == [True]
+
+
+def test_interrupt_stops_the_expansions_between_images(host, script) -> None:
+    """A large batch: after the user presses Interrupt, no more images are expanded (each would be a
+    GPT-2 run the host throws away); Skip is not a stop (the host goes on with the next images)."""
+    state = host.shared.state
+
+    class InterruptingExpander(FakeExpander):
+        def expand(self, prompt: str, seed: int) -> str:
+            if len(self.calls) == 2:
+                state.interrupt()
+            return super().expand(prompt, seed)
+
+    expander = InterruptingExpander()
+    script.runtime.get_expander = lambda: expander
+    p = make_p(host, prompt="a cat", batch_size=4, n_iter=2, seed=10)
+    script.process(p, {"enabled": True, "styles": [], "expansion": True})
+    assert [seed for _prompt, seed in expander.calls] == [10, 11, 12]
+    assert p.all_prompts[:3] == [f"a cat BREAK exp{seed} words" for seed in (10, 11, 12)]
+    assert p.all_prompts[3:] == ["a cat"] * 5
+
+    state.interrupted = False
+    state.skip()
+    expander.calls.clear()
+    p = make_p(host, prompt="a cat", batch_size=3, seed=20)
+    script.process(p, {"enabled": True, "styles": [], "expansion": True})
+    assert len(expander.calls) == 3

@@ -76,7 +76,15 @@ def check_probe(probe: dict, major: str) -> None:
             # the preview reads the tab's own prompt and seed, and strips extra-network tags
             assert built["preview"] == {"inputs_are_tab_boxes": True, "text": "expanded(a cat|1234)"}
             assert built["throwaway_uses_old_boxes"] is False
-            for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips"):
+            # the status line shows the service's status; Retry forgets a failure and shows it anew;
+            # the preview refreshes it
+            assert built["status"]["value"].startswith("status after ")
+            assert built["status"]["retry_outputs_status"] is True
+            assert built["status"]["retry_text"].startswith("status after ")
+            assert built["status"]["retry_text"] != built["status"]["value"]
+            assert built["status"]["preview_updates_status"] is True
+            for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
+                         "expansion_status", "expansion_retry"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
 
 

@@ -12,9 +12,9 @@ from lib_fooocus.expansion.files import (
     DEFAULT_FILES_URL,
     LICENSE_NOTICE,
     ExpansionSource,
-    MissingExpansionFilesError,
-    UnsafeWeightsError,
+    ExpansionUnavailableError,
 )
+from lib_fooocus.text import expansion_source
 
 MODEL_DIR_ENV = "FOOOCUS_EXPANSION_DIR"
 
@@ -28,7 +28,9 @@ def default_model_dir() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="the prompt to expand (quote it)")
+    parser.add_argument(
+        "prompt", help="the prompt to expand (quote it); its first line without <lora:...> tags is expanded"
+    )
     parser.add_argument("--seed", type=int, default=0, help="image seed (taken mod 2**32, as Fooocus does)")
     parser.add_argument(
         "--model-dir",
@@ -70,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         source=source,
     )
     try:
-        expansion = ExpansionService(settings).expand(args.prompt, args.seed)
-    except (MissingExpansionFilesError, UnsafeWeightsError) as error:
+        expansion = ExpansionService(settings).expand(expansion_source(args.prompt), args.seed)
+    except ExpansionUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(expansion)

@@ -31,10 +31,11 @@ from typing import Any
 
 from lib_fooocus.expansion.files import (
     LICENSE_NOTICE,
+    BrokenWeightsError,
     MissingExpansionFilesError,
     prepare_weights,
 )
-from lib_fooocus.text import EXTRA_NETWORK_TAG, safe_str
+from lib_fooocus.text import safe_str
 
 __all__ = [
     "LICENSE_NOTICE",
@@ -46,7 +47,6 @@ __all__ = [
     "apply_cleanup_spaces",
     "max_new_tokens_for",
     "safe_str",
-    "strip_extra_networks",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,19 +76,6 @@ def apply_cleanup_spaces(text: str) -> str:
     for old, new in _CLEANUP_REPLACEMENTS:
         text = text.replace(old, new)
     return text
-
-
-def strip_extra_networks(prompt: str) -> str:
-    """The text the expansion is computed from: the first non-empty line, without `<name:...>` tags.
-
-    Fooocus expands its main prompt (the first line, after LoRA tags are taken out); the WebUI's
-    extra-network tags play the role of Fooocus's LoRA tags.
-    """
-    for line in str(prompt).splitlines():
-        line = safe_str(EXTRA_NETWORK_TAG.sub("", line))
-        if line:
-            return line
-    return ""
 
 
 def max_new_tokens_for(prompt_tokens: int) -> int:
@@ -150,7 +137,12 @@ class FooocusExpansion:
             raise MissingExpansionFilesError(self.model_dir, missing)
         weights_path = prepare_weights(self.model_dir)
         self.tokenizer = self._load_tokenizer()
-        self.model = self._load_model(weights_path)
+        try:
+            self.model = self._load_model(weights_path)
+        except ImportError:
+            raise
+        except Exception as error:  # OSError, SafetensorError, shape mismatches: a damaged file
+            raise BrokenWeightsError(weights_path, f"{type(error).__name__}: {error}") from error
         self.vocab_size = int(self.model.config.vocab_size)
         self.max_positions = int(self.model.config.n_positions)
         self._build_token_tables()

@@ -13,9 +13,12 @@ Where the files come from (`ExpansionSource`):
 - weights: `fooocus_expansion.bin` in the Hugging Face repo `lllyasviel/misc` (repo, revision and file
   name are settings), through `hf_hub_download` (its cache, resume, progress bar, `HF_ENDPOINT`,
   `HF_HUB_OFFLINE`), checked against the sha256 the hub reports for the file (its LFS etag).
-A pickle is only ever opened with `torch.load(..., weights_only=True)`, then kept as safetensors.
+A pickle is only ever opened with `torch.load(..., weights_only=True)`, then kept as safetensors (in the
+folder, or once in a per-user cache folder when the folder is read-only).
 Nothing half-downloaded or unverified ever lands in the folder: files are verified first, then moved.
-Files placed by hand in the folder work fully offline.
+A present small file whose sha256 is not the pinned one, and weights that cannot be read (truncated,
+damaged), count as damaged: they are downloaded again when downloading is allowed, and otherwise
+refused with one message naming them. Files placed by hand in the folder work fully offline.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +77,9 @@ class ExpansionSource:
     weights_repo: str = "lllyasviel/misc"
     weights_revision: str = "main"
     weights_filename: str = "fooocus_expansion.bin"
-    # Optional pin on top of the hub's own sha256 (the repo records none; a third-party manifest says
-    # dd54cc90d95d2c72b97830e4b38f44a6521847284d5b9dbcfd16ba82779cdeb3, unverified).
+    # Optional pin on top of the hub's own sha256. Not pinned by default: a third-party manifest says
+    # dd54cc90d95d2c72b97830e4b38f44a6521847284d5b9dbcfd16ba82779cdeb3, but no independent public
+    # source confirmed it, so the sha256 the hub reports (the LFS etag) is the check.
     weights_sha256: str | None = None
     files_url: str = DEFAULT_FILES_URL
     files_repo: str | None = None
@@ -88,20 +92,44 @@ class ExpansionSource:
         return dict(SMALL_FILES if self.hashes is None else self.hashes)
 
 
-class MissingExpansionFilesError(RuntimeError):
-    """The model folder lacks files and they could not be downloaded. The message lists exactly which
-    files, where to put them and the licence."""
+class ExpansionUnavailableError(RuntimeError):
+    """The expansion cannot run; the message says why and what to do (the host keeps generating)."""
 
-    def __init__(self, model_dir: str | Path, missing: Iterable[str], reason: str = ""):
+
+class MissingExpansionFilesError(ExpansionUnavailableError):
+    """The model folder lacks files (or holds damaged ones) and they could not be downloaded. The
+    message lists exactly which files, where to put them and the licence."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        missing: Iterable[str],
+        reason: str = "",
+        *,
+        damaged: dict[str, str] | None = None,
+        download_failed: bool = False,
+    ):
         self.model_dir = str(model_dir)
         self.missing = list(missing)
         self.reason = reason
+        self.damaged = dict(damaged or {})
+        self.download_failed = download_failed  # a download was tried and failed (worth a back-off)
         super().__init__(self._message())
 
+    def with_note(self, note: str) -> MissingExpansionFilesError:
+        """The same error with `note` added to the reason."""
+        reason = f"{self.reason} {note}".strip()
+        return MissingExpansionFilesError(
+            self.model_dir, self.missing, reason, damaged=self.damaged, download_failed=self.download_failed
+        )
+
     def _message(self) -> str:
-        parts = [
-            f"Fooocus V2 expansion is unavailable: missing in {self.model_dir}: {', '.join(self.missing)}.",
-        ]
+        parts = ["Fooocus V2 expansion is unavailable:"]
+        if self.missing:
+            parts.append(f"missing in {self.model_dir}: {', '.join(self.missing)}.")
+        if self.damaged:
+            listed = "; ".join(f"{name} ({why})" for name, why in self.damaged.items())
+            parts.append(f"Damaged in {self.model_dir}: {listed}.")
         if self.reason:
             parts.append(self.reason)
         parts.append(
@@ -117,21 +145,39 @@ class ExpansionDownloadError(RuntimeError):
     """A download failed or did not verify; nothing of it was put into the model folder."""
 
 
-class UnsafeWeightsError(RuntimeError):
+class UnsafeWeightsError(ExpansionUnavailableError):
     """The weights pickle holds something other than plain tensors and was refused."""
+
+
+class BrokenWeightsError(ExpansionUnavailableError):
+    """A weights file cannot be read (truncated, damaged, not a model); the message names it."""
+
+    def __init__(self, path: str | Path, why: str):
+        self.path = Path(path)
+        self.why = why
+        super().__init__(
+            f"Fooocus V2 expansion is unavailable: the weights file {self.path} cannot be read ({why}). "
+            "It is damaged or incomplete: delete it and allow the download (setting "
+            "fooocus_expansion_allow_download), or put a good copy there by hand."
+        )
 
 
 # ---- checking ---------------------------------------------------------------------------------------
 
 
-def find_weights(model_dir: str | Path) -> Path | None:
-    """The weights file to use: our safetensors copy first, then an original pickle."""
+def weights_candidates(model_dir: str | Path) -> list[Path]:
+    """Present weights files in the order they are tried: our safetensors copy in the folder, our copy
+    in the per-user cache (read-only folders), then an original pickle (converted on first use)."""
     model_dir = Path(model_dir)
-    for name in (SAFETENSORS_NAME, *PICKLE_NAMES):
-        if (model_dir / name).is_file():
-            return model_dir / name
-    fallback = _fallback_safetensors_path(model_dir)
-    return fallback if fallback.is_file() else None
+    ordered = [model_dir / SAFETENSORS_NAME, _fallback_safetensors_path(model_dir)]
+    ordered += [model_dir / name for name in PICKLE_NAMES]
+    return [path for path in ordered if path.is_file()]
+
+
+def find_weights(model_dir: str | Path) -> Path | None:
+    """The first weights file present (see `weights_candidates`), not yet checked."""
+    candidates = weights_candidates(model_dir)
+    return candidates[0] if candidates else None
 
 
 def missing_files(model_dir: str | Path, names: Iterable[str] | None = None) -> list[str]:
@@ -143,14 +189,22 @@ def missing_files(model_dir: str | Path, names: Iterable[str] | None = None) -> 
     return missing
 
 
+def _matches(path: Path, expected: str) -> bool:
+    """sha256 equal to the pinned one; a text file checked out with Windows line ends counts too."""
+    if sha256_of_file(path) == expected:
+        return True
+    data = path.read_bytes()
+    return b"\r\n" in data and hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest() == expected
+
+
 def files_with_other_content(model_dir: str | Path, hashes: dict[str, str] | None = None) -> list[str]:
-    """Present small files whose sha256 differs from Fooocus's (hand-placed files from elsewhere)."""
+    """Present small files whose sha256 differs from the pinned one (damaged, or from elsewhere)."""
     model_dir = Path(model_dir)
     hashes = SMALL_FILES if hashes is None else hashes
     return [
         name
         for name, expected in hashes.items()
-        if (model_dir / name).is_file() and sha256_of_file(model_dir / name) != expected
+        if (model_dir / name).is_file() and not _matches(model_dir / name, expected)
     ]
 
 
@@ -168,52 +222,78 @@ def hub_offline() -> bool:
 
 
 def ensure_expansion_files(
-    model_dir: str | Path, source: ExpansionSource | None = None, *, allow_download: bool = True
+    model_dir: str | Path,
+    source: ExpansionSource | None = None,
+    *,
+    allow_download: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Make the folder complete, downloading what is missing if allowed and online, or raise
-    `MissingExpansionFilesError` naming every missing file. Hand-placed files are never replaced: one
-    whose content differs from Fooocus's is used, with a warning."""
+    """Make the folder complete and sound, downloading what is missing or damaged if allowed and
+    online, or raise `MissingExpansionFilesError` naming every missing or damaged file. Returns the
+    weights (safetensors) to load. `progress(text)` is told each step (for a status line)."""
     model_dir = Path(model_dir)
     source = source or ExpansionSource()
     hashes = source.file_hashes()
+    tell = progress or (lambda _text: None)
+    tell("checking the model files")
     missing = missing_files(model_dir, hashes)
-    if missing:
-        if not allow_download:
-            raise MissingExpansionFilesError(model_dir, missing, "Downloading is turned off.")
-        if hub_offline():
-            raise MissingExpansionFilesError(
-                model_dir, missing, "HF_HUB_OFFLINE is set, so nothing is downloaded."
-            )
-        _download_missing(model_dir, missing, hashes, source)
-    different = files_with_other_content(model_dir, hashes)
-    if different:
-        log.warning(
-            "Fooocus V2 expansion: %s in %s differ from Fooocus's files (sha256); expansions may differ from "
-            "Fooocus's.",
-            ", ".join(different),
-            model_dir,
+    damaged = {name: "sha256 differs from the pinned one" for name in files_with_other_content(model_dir, hashes)}
+    if WEIGHTS_LABEL not in missing:
+        tell("checking the weights")
+        try:
+            weights = prepare_weights(model_dir)
+        except BrokenWeightsError as error:
+            damaged[error.path.name] = error.why
+        else:
+            if not missing and not damaged:
+                return weights
+    if not allow_download:
+        raise MissingExpansionFilesError(model_dir, missing, "Downloading is turned off.", damaged=damaged)
+    if hub_offline():
+        raise MissingExpansionFilesError(
+            model_dir, missing, "HF_HUB_OFFLINE is set, so nothing is downloaded.", damaged=damaged
         )
-    return model_dir
+    weights_needed = WEIGHTS_LABEL in missing or any(name not in hashes for name in damaged)
+    small = [name for name in hashes if name in missing or name in damaged]
+    _download(model_dir, small, weights_needed, hashes, source, tell, damaged)
+    tell("checking the weights")
+    return prepare_weights(model_dir)
 
 
-def _download_missing(
-    model_dir: Path, missing: list[str], hashes: dict[str, str], source: ExpansionSource
+def _download(
+    model_dir: Path,
+    small: list[str],
+    weights_needed: bool,
+    hashes: dict[str, str],
+    source: ExpansionSource,
+    tell: Callable[[str], None],
+    damaged: dict[str, str],
 ) -> None:
     log.warning("%s", LICENSE_NOTICE)
-    wanted = [name for name in missing if name in hashes]
-    if WEIGHTS_LABEL in missing:
+    wanted = list(small)
+    if weights_needed:
         wanted.append(f"the weights ({source.weights_filename} from the hub repo {source.weights_repo})")
     log.warning("Fooocus V2 expansion: downloading %s into %s", ", ".join(wanted), model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    total = len(wanted)
     try:
-        for name in missing:
-            if name in hashes:
-                download_small_file(name, hashes[name], model_dir, source)
-        if find_weights(model_dir) is None:
+        for number, name in enumerate(small, 1):
+            tell(f"downloading {name} ({number}/{total})")
+            download_small_file(name, hashes[name], model_dir, source)
+        if weights_needed:
+            tell(f"downloading {source.weights_filename} ({total}/{total}, the large one)")
             download_weights(model_dir, source)
     except ExpansionDownloadError as error:
         still_missing = missing_files(model_dir, hashes)
-        raise MissingExpansionFilesError(model_dir, still_missing, f"The download failed: {error}") from error
+        still_damaged = {name: why for name, why in damaged.items() if name not in hashes}  # the weights
+        still_damaged.update({name: "sha256 differs" for name in files_with_other_content(model_dir, hashes)})
+        raise MissingExpansionFilesError(
+            model_dir,
+            still_missing,
+            f"The download failed: {error}",
+            damaged=still_damaged,
+            download_failed=True,
+        ) from error
 
 
 # ---- downloading ------------------------------------------------------------------------------------
@@ -337,7 +417,17 @@ def load_pickle_state_dict(path: str | Path) -> dict[str, Any]:
 
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as error:
+    except (EOFError, OSError) as error:
+        raise BrokenWeightsError(path, f"{type(error).__name__}: {error}".rstrip(": ")) from error
+    except RuntimeError as error:
+        if "PytorchStreamReader" in str(error) or "zip archive" in str(error):  # truncated or damaged
+            raise BrokenWeightsError(path, str(error).split(". ")[0]) from error
+        msg = (
+            f"Refused to load {path}: it is not a plain tensor checkpoint ({error}). "
+            "Use the original fooocus_expansion.bin or a safetensors file."
+        )
+        raise UnsafeWeightsError(msg) from error
+    except (pickle.UnpicklingError, AttributeError, TypeError, ValueError) as error:
         msg = (
             f"Refused to load {path}: it is not a plain tensor checkpoint ({error}). "
             "Use the original fooocus_expansion.bin or a safetensors file."
@@ -374,6 +464,14 @@ def state_dict_for_safetensors(state: dict[str, Any]) -> dict[str, Any]:
     return tensors
 
 
+def _temporary_in(directory: Path) -> str:
+    """A new empty temporary file in `directory` (raises OSError where it cannot be written)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    os.close(handle)
+    return temporary
+
+
 def convert_pickle_to_safetensors(pickle_path: str | Path, target: str | Path) -> Path:
     """Safe-load the pickle and write it as safetensors (atomically) to `target`, or to a per-user cache
     folder when the model folder is read-only. Returns the written path."""
@@ -383,11 +481,7 @@ def convert_pickle_to_safetensors(pickle_path: str | Path, target: str | Path) -
     target = Path(target)
     for destination in (target, _fallback_safetensors_path(target.parent)):
         try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(
-                prefix=".tmp-", suffix=".safetensors", dir=destination.parent
-            )
-            os.close(handle)
+            temporary = _temporary_in(destination.parent)
         except OSError:
             continue
         try:
@@ -398,22 +492,56 @@ def convert_pickle_to_safetensors(pickle_path: str | Path, target: str | Path) -
                 os.unlink(temporary)
         log.info("Fooocus V2 expansion: converted %s to %s", pickle_path, destination)
         return destination
-    msg = f"cannot write {target.name} into {target.parent} or the user cache folder"
-    raise OSError(msg)
+    msg = (
+        f"Fooocus V2 expansion is unavailable: cannot write the converted weights {target.name} into "
+        f"{target.parent} or the user cache folder {_fallback_safetensors_path(target.parent).parent}; make "
+        "one of them writable, or put model.safetensors into the model folder by hand."
+    )
+    raise ExpansionUnavailableError(msg)
 
 
 def _fallback_safetensors_path(model_dir: Path) -> Path:
+    """Where the converted weights of a read-only folder go: a cache folder the extension owns."""
     cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:16]
     return cache_root / "sd-webui-fooocus" / "expansion" / key / SAFETENSORS_NAME
 
 
+def safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file cannot be used (its header does not fit the file, no tensors), or None.
+    Reads the header only."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            if not list(handle.keys()):
+                return "it holds no tensors"
+    except Exception as error:  # SafetensorError (truncated, not safetensors), OSError
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def prepare_weights(model_dir: str | Path) -> Path:
-    """The safetensors file to load, converting a hand-placed pickle on first use."""
+    """The safetensors file to load. Our safetensors copies come first (so a read-only folder converts
+    only once); a pickle is converted on first use. Unreadable files are skipped; when none is usable,
+    `BrokenWeightsError` names the first one, and `MissingExpansionFilesError` says none is there."""
     model_dir = Path(model_dir)
-    weights = find_weights(model_dir)
-    if weights is None:
+    candidates = weights_candidates(model_dir)
+    if not candidates:
         raise MissingExpansionFilesError(model_dir, [WEIGHTS_LABEL])
-    if weights.suffix == ".safetensors":
-        return weights
-    return convert_pickle_to_safetensors(weights, model_dir / SAFETENSORS_NAME)
+    first_problem: BrokenWeightsError | None = None
+    for path in candidates:
+        if path.suffix == ".safetensors":
+            why = safetensors_problem(path)
+            if why is None:
+                return path
+            log.warning("Fooocus V2 expansion: skipping %s: %s", path, why)
+            first_problem = first_problem or BrokenWeightsError(path, why)
+            continue
+        try:
+            return convert_pickle_to_safetensors(path, model_dir / SAFETENSORS_NAME)
+        except BrokenWeightsError as error:
+            log.warning("Fooocus V2 expansion: skipping %s: %s", path, error.why)
+            first_problem = first_problem or error
+    assert first_problem is not None
+    raise first_problem

@@ -16,13 +16,12 @@ back on paste so styles and expansion are never applied twice.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lib_fooocus.styles.library import StyleLibrary, split_prompt_lines
-from lib_fooocus.text import EXTRA_NETWORK_TAG, safe_str
+from lib_fooocus.text import EXTRA_NETWORK_TAG, cleanup_commas, expansion_source, safe_str
 
 BREAK = " BREAK "
 INFOTEXT_PROMPT_KEY = "Fooocus prompt"
@@ -68,14 +67,6 @@ def split_network_tags(text: str) -> tuple[str, list[str]]:
     return EXTRA_NETWORK_TAG.sub("", text), tags
 
 
-def cleanup_commas(text: str) -> str:
-    """Fooocus's clean-up of the main prompt: single spaces, comma-separated pieces stripped, empty
-    pieces dropped, joined by ', '."""
-    text = re.sub(" +", " ", text)
-    text = re.sub(",+", ",", text)
-    return ", ".join(piece.strip() for piece in text.split(",") if piece.strip())
-
-
 def plan_prompt(
     library: StyleLibrary,
     prompt: str,
@@ -109,7 +100,7 @@ def plan_prompt(
         network_tags=tags,
         styles=styled.styles,
         expansion_requested=styled.expansion_requested,
-        expansion_source=styled.main_prompt,
+        expansion_source=expansion_source(prompt),  # the same text as styled.main_prompt
     )
 
 

@@ -135,6 +135,22 @@ class FooocusContext:
             replaced.unload()  # may wait for a load in progress: never under our lock
         return current[1]
 
+    def expansion_status(self) -> str:
+        """The status line of the accordion: ready, being prepared, or unavailable and why."""
+        try:
+            service = self.expansion_service()
+            status = getattr(service, "status", None)
+            return status() if status is not None else ""
+        except Exception as error:  # a status line must never break the UI
+            return f"Fooocus V2 expansion: status unknown ({error})"
+
+    def retry_expansion(self) -> str:
+        """The Retry button: forget a remembered download failure; returns the new status line."""
+        forget = getattr(self.expansion_service(), "forget_failure", None)
+        if forget is not None:
+            forget()
+        return self.expansion_status()
+
     def unload_expansion_if_configured(self) -> None:
         """After a generation or a preview: drop the model when "unload after generation" is set."""
         current = self._expansion

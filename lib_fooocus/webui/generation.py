@@ -58,11 +58,16 @@ def _seed_of(p: Any, index: int) -> int:
 
 
 def rewrite_prompts(
-    p: Any, params: FooocusParams, library: Any, expand: Callable[[str, int], str] | None
+    p: Any,
+    params: FooocusParams,
+    library: Any,
+    expand: Callable[[str, int], str] | None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Rewrite | None:
     """Rewrite `p.all_prompts` & co. in place. None (nothing touched) when no style is selected and
     the expansion is off. `expand(prompt, seed)` may raise: the generation then goes on without the
-    expansion, and the reason is logged once and kept in `Rewrite.expansion_error`."""
+    expansion, and the reason is logged once and kept in `Rewrite.expansion_error`. `should_stop()`
+    is asked before each expansion (the host's Interrupt): once true, no more expansions are run."""
     from lib_fooocus.styles.assembly import plan_prompt
     from lib_fooocus.styles.library import FOOOCUS_V2
 
@@ -79,6 +84,10 @@ def rewrite_prompts(
             return ""
         key = (source, seed)
         if key not in cache:
+            if should_stop is not None and should_stop():
+                result.expansion_error = "interrupted"
+                log.info("Fooocus V2 expansion: interrupted, the remaining images are not expanded")
+                return ""
             try:
                 cache[key] = expand(source, seed)
             except Exception as error:  # a missing model must not stop the generation

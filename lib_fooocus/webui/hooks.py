@@ -34,8 +34,11 @@ def paste_field_class() -> Any:
     return PasteField
 
 
+PREVIEW_WAIT_SECONDS = 15.0  # the preview waits this long for a model being prepared, then says so
+
+
 def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> Any:
-    from lib_fooocus.styles.assembly import plan_prompt
+    from lib_fooocus.text import expansion_source
     from lib_fooocus.webui.style_picker import build_style_picker
     from lib_fooocus.webui.ui import build_ui
 
@@ -51,12 +54,9 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
     def picker(elem_prefix: str, value: list[str]) -> Any:
         return build_style_picker(elem_prefix, context.style_library, context.reload_style_library, value=value)
 
-    def expansion_source(text: str) -> str:
-        return plan_prompt(context.style_library(), text, "", []).expansion_source
-
     def expand(text: str, seed_value: int) -> str:
         try:
-            return context.expansion_service().expand(text, seed_value)
+            return context.expansion_service().expand(text, seed_value, wait=PREVIEW_WAIT_SECONDS)
         finally:
             context.unload_expansion_if_configured()
 
@@ -68,6 +68,8 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
         build_style_picker=picker,
         expand=expand,
         expansion_source=expansion_source,
+        expansion_status=context.expansion_status,
+        retry_expansion=context.retry_expansion,
         license_folder=str(settings.expansion_model_dir()),
         prompt_component=prompt,
         seed_component=seed,

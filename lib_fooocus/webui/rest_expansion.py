@@ -1,5 +1,8 @@
 """`POST /fooocus/v1/expand` {"prompt": str, "seed": int} -> {"expansion": str}.
 
+The prompt is expanded from `expansion_source(prompt)`, as in generation and the preview. The route
+waits at most `REST_WAIT_SECONDS` for the model: while a download or load is still running it answers
+503 with `Retry-After` (the download goes on in the background), never holding a lock meanwhile.
 The body is parsed by hand (no pydantic model), so the route behaves the same under fastapi 0.94 with
 pydantic 1 (A1111) and fastapi 0.104 with pydantic 2 (Forge).
 """
@@ -11,7 +14,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lib_fooocus.expansion.files import MissingExpansionFilesError, UnsafeWeightsError
+from lib_fooocus.expansion.files import ExpansionUnavailableError
+from lib_fooocus.expansion.service import ExpansionBusyError
+from lib_fooocus.text import expansion_source
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,8 @@ SEED_RANGE = (-(2**63), 2**63 - 1)
 # twice the window. Longer prompts are refused (422); shorter ones that still do not fit come back
 # unchanged, as in generation.
 MAX_PROMPT_BYTES = 8192
+REST_WAIT_SECONDS = 20.0
+RETRY_AFTER_HEADER = "10"
 
 
 class BodyError(ValueError):
@@ -63,10 +70,15 @@ def parse_expand_body(raw: bytes) -> tuple[str, int]:
 
 
 def register_expand_route(
-    app: Any, get_service: Callable[[], Any], path: str = EXPAND_PATH, dependencies: Sequence[Any] = ()
+    app: Any,
+    get_service: Callable[[], Any],
+    path: str = EXPAND_PATH,
+    dependencies: Sequence[Any] = (),
+    wait: float = REST_WAIT_SECONDS,
 ) -> None:
     """Add the route to a FastAPI app. `get_service()` returns the `ExpansionService` to use (called per
-    request, so the host can swap settings). `dependencies`: the host's API auth (see `webui.host_auth`)."""
+    request, so the host can swap settings). `dependencies`: the host's API auth (see `webui.host_auth`);
+    `wait` bounds the wait for a model being prepared."""
     from fastapi import Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
@@ -76,10 +88,16 @@ def register_expand_route(
             prompt, seed = parse_expand_body(await request.body())
         except BodyError as error:
             return JSONResponse(status_code=422, content={"detail": f"Invalid expand request: {error}"})
-        service = get_service()
+        service = await run_in_threadpool(get_service)
         try:
-            expansion = await run_in_threadpool(service.expand, prompt, seed)
-        except (MissingExpansionFilesError, UnsafeWeightsError) as error:
+            expansion = await run_in_threadpool(
+                lambda: service.expand(expansion_source(prompt), seed, wait=wait)
+            )
+        except ExpansionBusyError as error:
+            return JSONResponse(
+                status_code=503, content={"detail": str(error)}, headers={"Retry-After": RETRY_AFTER_HEADER}
+            )
+        except ExpansionUnavailableError as error:
             return JSONResponse(status_code=503, content={"detail": str(error)})
         finally:
             await run_in_threadpool(service.finish_generation)

@@ -50,7 +50,7 @@ class Runtime:
             try:
                 expander = self.get_expander() if generation.wants_expansion(params) else None
                 rewrite = generation.rewrite_prompts(
-                    p, params, self.get_library(), expander.expand if expander else None
+                    p, params, self.get_library(), expander.expand if expander else None, host_stop_requested
                 )
             except Exception:  # styles/expansion must never stop the host from generating
                 log.exception("Fooocus: styles and expansion skipped for this generation")
@@ -75,6 +75,18 @@ class Runtime:
             self.get_adapter().end_generation(p)
         finally:
             self.context.unload_expansion_if_configured()
+
+
+def host_stop_requested() -> bool:
+    """Whether the user pressed Interrupt (or "stop after the current image") in the WebUI: A1111 and
+    Forge keep it in `modules.shared.state`. Skip is not a stop: the host goes on with the next
+    images, which still need their expansion."""
+    try:
+        from modules import shared
+    except ImportError:
+        return False
+    state = getattr(shared, "state", None)
+    return bool(getattr(state, "interrupted", False) or getattr(state, "stopping_generation", False))
 
 
 def _may_be_enabled(args: Sequence[Any], p: Any) -> bool:

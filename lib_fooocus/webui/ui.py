@@ -46,6 +46,8 @@ class FooocusUI:
     tooltips: dict[str, str] = field(default_factory=dict)
     preview_button: Any = None
     preview_output: Any = None
+    status_output: Any = None
+    retry_button: Any = None
     accordion: Any = None
 
 
@@ -127,6 +129,8 @@ def build_ui(
     build_style_picker: Callable[[str, Any], Any] | None = None,
     expand: Callable[[str, int], str] | None = None,
     expansion_source: Callable[[str], str] | None = None,
+    expansion_status: Callable[[], str] | None = None,
+    retry_expansion: Callable[[], str] | None = None,
     license_folder: str = "the expansion model folder",
     prompt_component: Any = None,
     seed_component: Any = None,
@@ -180,6 +184,21 @@ def build_ui(
                     lines=2,
                     elem_id=elem_id("expansion_preview_text"),
                 )
+                if expansion_status is not None:
+                    with gr.Row():
+                        result.status_output = gr.Textbox(
+                            value=expansion_status(),
+                            label="Expansion status",
+                            interactive=False,
+                            lines=1,
+                            elem_id=elem_id("expansion_status"),
+                        )
+                        result.retry_button = gr.Button(
+                            value="Retry download", size="sm", elem_id=elem_id("expansion_retry")
+                        )
+                    tooltips[elem_id("expansion_retry")] = (
+                        "Try a failed download again now (otherwise it is retried after 10 minutes)."
+                    )
                 gr.HTML(
                     f'<div class="fooocus-license">{html.escape(LICENSE_LINE.format(folder=license_folder))}</div>',
                     elem_id=elem_id("expansion_license"),
@@ -209,7 +228,9 @@ def build_ui(
 
     if expand is not None and result.preview_button is not None:
         _wire_preview(gr, result, tabname, expand, expansion_source or (lambda text: text), prompt_component,
-                      seed_component)
+                      seed_component, expansion_status)
+    if retry_expansion is not None and result.retry_button is not None:
+        result.retry_button.click(fn=retry_expansion, inputs=[], outputs=[result.status_output])
 
     result.infotext_fields = [(by_name[name], paste_function(name, known_style, paste_cache)) for name in FIELD_NAMES]
     if paste_field_class is not None:
@@ -230,21 +251,24 @@ def _wire_preview(
     source_of: Callable[[str], str],
     prompt_component: Any,
     seed_component: Any,
+    expansion_status: Callable[[], str] | None = None,
 ) -> None:
     def on_preview(prompt: Any, seed: Any) -> str:
         return preview_text(prompt, seed, expand, source_of)
 
     if prompt_component is not None and seed_component is not None:
-        result.preview_button.click(
+        event = result.preview_button.click(
             fn=on_preview, inputs=[prompt_component, seed_component], outputs=[result.preview_output]
         )
-        return
-    # The tab's prompt/seed boxes were not seen (unknown layout): read them from the page instead.
-    prompt_box = gr.Textbox(visible=False)
-    seed_box = gr.Number(value=-1, visible=False)
-    result.preview_button.click(
-        fn=on_preview,
-        inputs=[prompt_box, seed_box],
-        outputs=[result.preview_output],
-        **js_kwarg(f"(prompt, seed) => fooocusPreviewInputs('{tabname}', prompt, seed)"),
-    )
+    else:
+        # The tab's prompt/seed boxes were not seen (unknown layout): read them from the page instead.
+        prompt_box = gr.Textbox(visible=False)
+        seed_box = gr.Number(value=-1, visible=False)
+        event = result.preview_button.click(
+            fn=on_preview,
+            inputs=[prompt_box, seed_box],
+            outputs=[result.preview_output],
+            **js_kwarg(f"(prompt, seed) => fooocusPreviewInputs('{tabname}', prompt, seed)"),
+        )
+    if expansion_status is not None and result.status_output is not None:
+        event.then(fn=expansion_status, inputs=[], outputs=[result.status_output])

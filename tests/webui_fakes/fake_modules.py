@@ -147,8 +147,27 @@ def _shared(module: types.ModuleType) -> None:
             setattr(self, key, value)
             return True
 
+    class State:
+        """`shared.state` (A1111 `modules/shared_state.py`, Forge the same): the Interrupt/Skip flags
+        the buttons set while a job runs."""
+
+        def __init__(self):
+            self.interrupted = False
+            self.skipped = False
+            self.stopping_generation = False  # "stop after the current image" (A1111 1.8+, Forge)
+            self.job = ""
+            self.textinfo = None
+
+        def interrupt(self):
+            self.interrupted = True
+
+        def skip(self):
+            self.skipped = True
+
     module.OptionInfo = OptionInfo
     module.Options = Options
+    module.State = State
+    module.state = State()
     module.opts = Options()
     module.cmd_opts = types.SimpleNamespace(api=True, nowebui=False)
 

@@ -56,12 +56,20 @@ def main(host: str) -> dict:
     calls = []
 
     class Expander:
-        def expand(self, prompt, seed):
+        retries = 0
+
+        def expand(self, prompt, seed, wait=None):
             calls.append((prompt, seed))
             return f"expanded({prompt}|{seed})"
 
         def finish_generation(self):
             pass
+
+        def status(self):
+            return f"status after {self.retries} retries"
+
+        def forget_failure(self):
+            self.retries += 1
 
     library = StyleLibrary.from_styles([
         {"name": "Warm Light", "prompt": "{prompt}, warm light", "negative_prompt": "cold"},
@@ -97,6 +105,21 @@ def main(host: str) -> dict:
                 "inputs_are_tab_boxes": dep["inputs"] == [prompt._id, seed._id],
                 "text": _function_for(demo, preview[0])("a cat <lora:x:1>", 1234),
             }
+        status_box = next(
+            (c for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("expansion_status")), None
+        )
+        retry_id = next(
+            (c._id for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("expansion_retry")), None
+        )
+        retry = [i for i, d in enumerate(deps) if retry_id in d["targets"]]
+        status_result = {
+            "value": getattr(status_box, "value", None),
+            "retry_outputs_status": bool(retry) and deps[retry[0]]["outputs"] == [getattr(status_box, "_id", None)],
+            "retry_text": _function_for(demo, retry[0])() if retry else None,
+            "preview_updates_status": any(
+                d["outputs"] == [getattr(status_box, "_id", None)] for i, d in enumerate(deps) if i not in retry
+            ),
+        }
         # The API builds the UI again, for its defaults, in a throw-away Blocks: the earlier boxes
         # must not be wired into it.
         with gr.Blocks() as throwaway:
@@ -108,6 +131,7 @@ def main(host: str) -> dict:
             "infotext_fields": len(script.infotext_fields),
             "paste_api_fields": [getattr(f, "api", None) for f in script.infotext_fields if getattr(f, "api", None)],
             "preview": preview_result,
+            "status": status_result,
             "throwaway_uses_old_boxes": any(
                 prompt._id in d["inputs"] or seed._id in d["inputs"] for d in throwaway_deps
             ),
