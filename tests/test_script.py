@@ -195,6 +195,14 @@ def test_styles_and_expansion_per_image_seed_and_hires(host, script) -> None:
     assert len(script.expander.calls) == 5  # one per (prompt, seed)
 
 
+def test_and_prompt_styles_each_subprompt_per_image_seed(host, script) -> None:
+    p = make_p(host, prompt="a cat:1.3 AND a dog:0.7", batch_size=2, seed=3)
+    script.process(p, {"enabled": True, "styles": ["Warm Light"], "expansion": True})
+    assert p.all_prompts == [f"a cat, warm light BREAK exp{seed} words:1.3 AND a dog, warm light:0.7" for seed in (3, 4)]
+    assert p.all_negative_prompts == ["cold"] * 2
+    assert script.expander.calls == [("a cat", 3), ("a cat", 4)]
+    assert p.extra_generation_params[INFOTEXT_PROMPT_KEY] == "a cat:1.3 AND a dog:0.7"
+
 def test_fooocus_v2_style_entry_turns_the_expansion_on(host, script) -> None:
     p = make_p(host, prompt="a cat")
     script.process(p, {"enabled": True, "styles": ["Fooocus V2"]})
