@@ -162,13 +162,34 @@ def test_double_before_sampling_installs_once(monkeypatch, line):
     host = ForgeHost(line)
     adapter = start(host, monkeypatch)
     p = host.processing()
-    p.sample = lambda *a, **k: None
+    seen = []
+
+    def sample(*args, **kwargs):
+        adapter.before_sampling(p, STRONG)
+        first = unet_in_use(host)
+        adapter.before_sampling(p, STRONG)
+        seen.append((first, unet_in_use(host), len(ours(post_cfg_functions(first)))))
+
+    p.sample = sample
     adapter.begin_generation(p, STRONG)
-    adapter.before_sampling(p, STRONG)
-    first = unet_in_use(host)
-    adapter.before_sampling(p, STRONG)
-    assert unet_in_use(host) is first
-    assert len(ours(post_cfg_functions(first))) == 1
+    p.sample()
+    (first, second, hooks), = seen
+    assert second is first and hooks == 1
+    adapter.end_generation(p)
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_process_batch_outside_sampling_clones_nothing(monkeypatch, line):
+    """Forge resets forge_objects in sample() after process_batch: a clone made there is discarded."""
+    host = ForgeHost(line)
+    adapter = start(host, monkeypatch)
+    p = host.processing()
+    p.sample = lambda *a, **k: None
+    before = unet_in_use(host)
+    adapter.begin_generation(p, STRONG)
+    adapter.before_sampling(p, STRONG)  # what process_batch does
+    assert unet_in_use(host) is before
+    assert MARKER_KEY not in before.model_options
     adapter.end_generation(p)
 
 
@@ -379,6 +400,46 @@ def test_interrupt_leaves_nothing(monkeypatch):
     _, p = generate(host, adapter, STRONG, cfg_scale=9.0)
     assert registered_count(host.script_callbacks) == 1
     assert "sample" not in vars(p)
+
+
+@pytest.mark.parametrize("line", LINES)
+@pytest.mark.parametrize("fail", [False, True])
+def test_host_unet_is_back_and_p_released_after_the_generation(monkeypatch, line, fail):
+    """Forge resets forge_objects only at its next generation: until then our clone (and through its
+    closures `p` with its images and latents) must not stay on the model."""
+    import gc
+    import weakref
+
+    host = ForgeHost(line)
+    adapter = start(host, monkeypatch)
+    holder_unet = host.shared.sd_model.forge_objects_after_applying_lora.unet
+    if fail:
+        original_eps = host.shared.sd_model.unet.eps
+        calls = []
+
+        def eps(*args):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("boom")
+            return original_eps(*args)
+
+        host.shared.sd_model.unet.eps = eps
+    p = host.processing(cfg_scale=9.0, enable_hr=True)
+    script = ScriptStandIn(adapter, STRONG)
+    if fail:
+        with pytest.raises(RuntimeError):
+            host.process_images(p, script)
+        assert "postprocess" not in script.calls  # the host skips it: the sampling's finally must do it
+    else:
+        host.process_images(p, script)
+    assert any(MARKER_KEY in r["unet"].model_options for r in host.records)  # the tricks were on
+    assert unet_in_use(host) is holder_unet
+    assert MARKER_KEY not in holder_unet.model_options
+    # the host's records still hold our clones (as another extension's clone of ours could): inert, p-free
+    ref = weakref.ref(p)
+    del p
+    gc.collect()
+    assert ref() is None
 
 
 def test_stale_hook_after_generation_is_inert(monkeypatch):

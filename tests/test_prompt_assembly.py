@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lib_fooocus.styles.assembly import (
@@ -122,3 +124,77 @@ def test_unchanged_prompts_are_not_recorded() -> None:
     assert not restore_original_prompts(params)
     assert params == {"Prompt": "a"}
     assert original_prompts({"Prompt": "p", "Negative prompt": "n", INFOTEXT_PROMPT_KEY: "orig"}) == ("orig", "n")
+
+
+# -- AND prompts ----------------------------------------------------------------------------------
+
+
+def host_reading(prompt: str) -> list[tuple[str, float]]:
+    """What A1111/Forge make of a positive prompt: extra-network tags removed, sub-prompts split at
+    the whole word AND, a trailing `:number` taken as the sub-prompt's weight (default 1)."""
+    text = re.sub(r"<\w+:[^>]+>", "", prompt)
+    subprompts = []
+    for sub in re.split(r"\bAND\b", text):
+        head, _, tail = sub.strip().rpartition(":")
+        try:
+            subprompts.append((head.strip(), float(tail)))
+        except ValueError:
+            subprompts.append((sub.strip(), 1.0))
+    return subprompts
+
+
+def test_and_prompt_styles_every_subprompt_and_keeps_its_weight(library: StyleLibrary) -> None:
+    calls = []
+
+    def expand(text: str, seed: int | None) -> str:
+        calls.append((text, seed))
+        return f"{text}, golden"
+
+    positive, negative, plan = assemble_prompt(
+        library, "a cat:1.3 AND a dog:0.7", "ugly AND bad hands", ["Fooocus V2", "Sharp", "Enhance"], 7, expand
+    )
+    assert calls == [("a cat", 7)]  # once, from the first sub-prompt, never from "a cat:1.3 AND a dog:0.7"
+    assert positive == "cinematic still a cat . crisp BREAK a cat, golden:1.3 AND cinematic still a dog . crisp:0.7"
+    assert host_reading(positive) == [
+        ("cinematic still a cat . crisp BREAK a cat, golden", 1.3),
+        ("cinematic still a dog . crisp", 0.7),
+    ]
+    # the hosts encode the negative without the AND split: styled as one prompt, style negatives once
+    assert negative == "blurry BREAK low quality BREAK ugly AND bad hands"
+    assert plan.positive_parts == ["cinematic still a cat . crisp", "cinematic still a dog . crisp"]
+
+
+def test_and_prompt_with_tags_and_lines(library: StyleLibrary) -> None:
+    # tags before or after a weight: the hosts remove them before reading the weight
+    prompt = "a cat:1.3 <lora:x:1> AND a dog\nin the rain:0.7 <lora:y:0.5> AND a hat <lora:z:1>:0.5"
+    plan = plan_prompt(library, prompt, "", ["Sharp"])
+    positive = plan.positive_text("a cat, soft")
+    assert positive == ("cinematic still a cat . crisp BREAK a cat, soft:1.3 AND cinematic still a dog . crisp "
+                        "BREAK in the rain:0.7 AND cinematic still a hat . crisp:0.5 <lora:x:1> <lora:y:0.5> <lora:z:1>")
+    assert host_reading(positive) == [
+        ("cinematic still a cat . crisp BREAK a cat, soft", 1.3),
+        ("cinematic still a dog . crisp BREAK in the rain", 0.7),
+        ("cinematic still a hat . crisp", 0.5),
+    ]
+    assert plan.network_tags == ["<lora:x:1>", "<lora:y:0.5>", "<lora:z:1>"]
+
+
+def test_expansion_goes_to_the_first_positively_weighted_subprompt(library: StyleLibrary) -> None:
+    plan = plan_prompt(library, "ugly:-0.5 AND a cat", "", [])
+    assert plan.expansion_source == "a cat"
+    assert plan.positive_text("a cat, soft") == "ugly:-0.5 AND a cat BREAK a cat, soft"
+    assert host_reading(plan.positive_text("x")) == [("ugly", -0.5), ("a cat BREAK x", 1.0)]
+
+
+def test_and_is_a_whole_upper_case_word(library: StyleLibrary) -> None:
+    for prompt in ("an ANDROID on the sand", "cats and dogs", "<lora:AND:1> a cat", "(a cat:1.2)"):
+        plan = plan_prompt(library, prompt, "", ["Sharp"])
+        assert plan.subprompts == ()
+    assert len(plan_prompt(library, "a cat,AND a dog", "", []).subprompts) == 2
+
+
+def test_a_weight_without_and_stays_at_the_end(library: StyleLibrary) -> None:
+    # the hosts read a trailing weight on a prompt without AND as well
+    positive = plan_prompt(library, "a cat : 1.5", "", ["Sharp"]).positive_text("a cat, soft")
+    assert positive == "cinematic still a cat . crisp BREAK a cat, soft:1.5"
+    assert host_reading(positive) == [("cinematic still a cat . crisp BREAK a cat, soft", 1.5)]

@@ -195,6 +195,14 @@ def test_styles_and_expansion_per_image_seed_and_hires(host, script) -> None:
     assert len(script.expander.calls) == 5  # one per (prompt, seed)
 
 
+def test_and_prompt_styles_each_subprompt_per_image_seed(host, script) -> None:
+    p = make_p(host, prompt="a cat:1.3 AND a dog:0.7", batch_size=2, seed=3)
+    script.process(p, {"enabled": True, "styles": ["Warm Light"], "expansion": True})
+    assert p.all_prompts == [f"a cat, warm light BREAK exp{seed} words:1.3 AND a dog, warm light:0.7" for seed in (3, 4)]
+    assert p.all_negative_prompts == ["cold"] * 2
+    assert script.expander.calls == [("a cat", 3), ("a cat", 4)]
+    assert p.extra_generation_params[INFOTEXT_PROMPT_KEY] == "a cat:1.3 AND a dog:0.7"
+
 def test_fooocus_v2_style_entry_turns_the_expansion_on(host, script) -> None:
     p = make_p(host, prompt="a cat")
     script.process(p, {"enabled": True, "styles": ["Fooocus V2"]})
@@ -300,6 +308,21 @@ def test_paste_clamps_with_a_warning_and_non_fooocus_infotext_switches_off(caplo
     assert paste.paste_function("sharpness")(plain) is None  # None = leave the control alone
     styles = paste.paste_function("styles", LIBRARY.resolve)({"Fooocus": "True", "Fooocus styles": '["warm-light", "Nope"]'})
     assert styles == ["Warm Light"]
+
+
+def test_paste_after_a_style_library_refresh_selects_the_new_style() -> None:
+    """The paste cache is keyed by the pasted fields only: a refresh must empty it, or the second
+    paste of the same infotext returns the first one's selection without the newly added style."""
+    added = StyleLibrary.from_styles([*LIBRARY.styles.values(), {"name": "New Style", "prompt": "{prompt}, new"}])
+    libraries = [LIBRARY, added]
+    context = FooocusContext(load_style_library=lambda: libraries[0])
+    paste_styles = paste.paste_function("styles", context.resolve_style, context.paste_cache)
+    fields = {"Fooocus": "True", "Fooocus styles": '["New Style", "Warm Light"]'}
+    assert paste_styles(fields) == ["Warm Light"]  # not in the library yet
+    assert paste_styles(fields) == ["Warm Light"]  # the same paste, from the cache
+    libraries.pop(0)
+    context.reload_style_library()  # the picker's Refresh
+    assert paste_styles(fields) == ["New Style", "Warm Light"]
 
 
 def test_api_infotext_field_gets_the_original_prompt() -> None:
@@ -484,10 +507,12 @@ def test_postprocess_unloads_the_expansion_when_set(host, script, monkeypatch) -
     monkeypatch.setattr(service, "unload", lambda: unloaded.append(True))
     p = make_p(host)
     script.process(p, {"enabled": True})
+    assert unloaded == [True]  # done once the prompts are made: also when the sampling then fails
     script.postprocess(p, None)
     assert unloaded == [True]
     assert script.adapter.calls[-1] == ("end", None)
     script.postprocess(make_p(host), None)  # a disabled generation does not unload anything
+    script.process(make_p(host), {"enabled": False, "expansion": True})
     assert unloaded == [True]
 
 
@@ -516,3 +541,40 @@ def test_interrupt_stops_the_expansions_between_images(host, script) -> None:
     p = make_p(host, prompt="a cat", batch_size=3, seed=20)
     script.process(p, {"enabled": True, "styles": [], "expansion": True})
     assert len(expander.calls) == 3
+
+
+def test_unload_also_runs_for_a_failed_generation(host, script, monkeypatch) -> None:
+    """A1111/Forge call no postprocess when the sampling raises: the unload must not wait for it."""
+    host.shared.opts.add_option(settings.KEY_EXPANSION_UNLOAD, host.shared.OptionInfo(True))
+    script.context = FooocusContext(load_style_library=lambda: LIBRARY, make_adapter=lambda: script.adapter)
+    script.runtime = Runtime(script.context)
+    service = script.context.expansion_service()
+    unloaded = []
+    monkeypatch.setattr(service, "unload", lambda: unloaded.append(True))
+    monkeypatch.setattr(service, "expand", lambda prompt, seed: f"{prompt}, expanded")
+    p = make_p(host, prompt="a cat")
+    script.process(p, {"enabled": True, "expansion": True, "styles": []})
+    assert p.all_prompts == ["a cat BREAK a cat, expanded"]
+    # ... the host's sampling raises here; postprocess is never called
+    assert unloaded == [True]
+
+
+class FailingAdapter(FakeAdapter):
+    def begin_generation(self, p, params):
+        self.calls.append(("begin", params))
+        raise RuntimeError("no hooks today")
+
+
+def test_failed_hook_install_leaves_the_generation_as_without_fooocus(host, script, caplog) -> None:
+    adapter = FailingAdapter()
+    script.runtime.get_adapter = lambda: adapter
+    p = make_p(host, prompt="a cat", negative_prompt="ugly", batch_size=2)
+    before = snapshot(p)
+    with caplog.at_level(logging.ERROR):
+        script.process(p, {"enabled": True, "styles": ["Warm Light"], "expansion": True})
+    assert "could not install the sampling hooks" in caplog.text and "no hooks today" in caplog.text
+    assert snapshot(p) == before  # no "Fooocus: True" in the infotext, prompts not styled
+    assert script.expander.calls == []
+    script.process_batch(p, batch_number=0, prompts=[], seeds=[], subseeds=[])
+    script.postprocess(p, None)
+    assert [kind for kind, _ in adapter.calls] == ["begin", "end"]  # the cleanup, nothing after it

@@ -14,7 +14,13 @@ How it works:
     computed from `cond_denoised`, `uncond_denoised`, `input` and σ (the route that was bit-exact
     on real Forge; a `sampler_cfg_function` would be exact only to ~4e-6 and is a single slot),
   * a marker in `model_options` so a second call on the same UNet installs nothing,
-  and puts the clone back on `forge_objects`. Forge drops it at the next pass by itself.
+  and puts the clone back on `forge_objects`. Only inside this generation's `p.sample`: the call
+  from `process_batch` comes before Forge's own reset of `forge_objects` in `sample()`, whose
+  `process_before_every_sampling` then patches the UNet actually used.
+- When the sampling ends (the `finally` of the `p.sample` wrapper: normal end, interrupt, error) and
+  at `end_generation`, every `forge_objects` we patched gets back the UNet our clone replaced (the
+  host's, or another extension's that patched before us). Forge would only reset it at its next
+  generation; until then the clone's closures would keep this generation's `p` alive.
 - `on_cfg_denoiser` (registered only while `p.sample` runs) re-installs the patch when the UNet in
   use lost it (a refiner switch loads a model with fresh `forge_objects`) and replaces
   `text_cond['vector']` / `text_uncond['vector']` by the timed positive/negative ADM vectors (SDXL
@@ -72,11 +78,19 @@ class ForgeAdapter(CallbackAdapter):
         if not state.pass_enabled():
             state.log_once("hires-off", "hires pass: Fooocus sampling tricks are off for this pass (apply in hires pass is off).")
             return
+        if state.sampling_depth <= 0:
+            return  # process_batch: Forge resets forge_objects before the sampling; patch then
         holder = getattr(getattr(state.p, "sd_model", None), "forge_objects", None)
         if holder is None:
             state.log_once("no-forge-objects", "this model has no Forge UNet patcher: Fooocus CFG not installed.")
             return
         ensure_patched(holder, state)
+
+    def _uninstall(self, state: GenerationState) -> None:
+        try:
+            super()._uninstall(state)
+        finally:
+            restore_unets(state)
 
 
 # -- installing on a UnetPatcher --------------------------------------------------------------------
@@ -95,8 +109,19 @@ def ensure_patched(holder: Any, state: GenerationState) -> bool:
     clone = unet.clone()
     install_hooks(clone, state)
     holder.unet = clone
+    state.forge_replaced.append((holder, unet))
     state.forge_installs += 1
     return True
+
+
+def restore_unets(state: GenerationState) -> None:
+    """Give every `forge_objects` we patched its previous UNet back, where the UNet on it still
+    carries our hooks (our clone, or a clone another extension made of it after us). Latest first,
+    so a holder patched twice ends with the UNet it had before our first clone."""
+    replaced, state.forge_replaced = state.forge_replaced, []
+    for holder, previous in reversed(replaced):
+        if is_patched(getattr(holder, "unet", None), state):
+            holder.unet = previous
 
 
 def install_hooks(unet: Any, state: GenerationState) -> None:

@@ -11,6 +11,9 @@ Lifetime of one generation (both hosts):
    when it ends (normal end, interrupt, exception). On an exception it also takes itself off `p`.
 3. `end_generation(p)` (from `Script.postprocess`) removes the callbacks (if still there), restores
    `p.sample` and forgets the state. It is idempotent.
+4. Either way the state is then `finish()`ed: every hook left anywhere (e.g. in a UNet clone another
+   extension made from ours) is inert, and the state lets go of `p`, so nothing of ours keeps the
+   generation's images and latents alive.
 
 Job guard ("active-job token"): callbacks are global, so each one first asks
 `GenerationState.owns(denoiser)`. With a `denoiser` (A1111 ≥ 1.8, both Forge lines) the callback
@@ -57,9 +60,11 @@ class GenerationState:
     # A1111: what `on_cfg_denoiser` saw, consumed by `on_cfg_denoised` of the same forward.
     stash: Any = None
     # Forge: the CFG scale of the current sampling-function call (from a conditioning modifier),
-    # and how many UNet clones got the hooks so far.
+    # how many UNet clones got the hooks so far, and (holder, the UNet our clone replaced) for each
+    # clone of the current sampling, to put back when it ends.
     forge_cond_scale: float | None = None
     forge_installs: int = 0
+    forge_replaced: list[tuple[Any, Any]] = field(default_factory=list)
 
     def owns(self, denoiser: Any = None) -> bool:
         """True when a callback firing now belongs to this generation (see the module docstring)."""
@@ -69,6 +74,13 @@ class GenerationState:
         if owner is not None:
             return owner is self.p
         return threading.get_ident() == self.sampling_thread
+
+    def finish(self) -> None:
+        """The generation is over: hooks still referenced anywhere do nothing from now on, and `p`
+        (its images, latents, sampler) is no longer referenced by the state."""
+        self.finished = True
+        self.p = None
+        self.stash = None
 
     def pass_enabled(self) -> bool:
         """False in the hires-fix second pass when the user turned "apply in hires pass" off."""
@@ -167,7 +179,7 @@ def wrap_sample(p: Any, state: GenerationState, install: Callable[[], None], uni
                     unwrap_sample(p)
                     if vars(p).get(STATE_ATTRIBUTE) is state:
                         detach_state(p)
-                    state.finished = True
+                    state.finish()
 
     setattr(sample_with_fooocus, WRAPPER_MARK, (state, had_instance_sample, previous_instance_sample))
     p.sample = sample_with_fooocus
@@ -244,7 +256,10 @@ class CallbackAdapter:
         if state is None:
             return
         state.finished = True
-        self._uninstall(state)
+        try:
+            self._uninstall(state)
+        finally:
+            state.finish()
 
     # -- hooks for subclasses ---------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ class Runtime:
         params = resolve_params(p, args, self.defaults())
         if params is None or not params.enabled:
             return None
+        # The hooks first: when they cannot be put in place, the generation runs as without the
+        # extension (prompts and infotext untouched), never with an infotext claiming "Fooocus: True".
+        if not self._begin(p, params):
+            return None
+        setattr(p, PARAMS_ATTRIBUTE, params)
         rewrite = None
         if params.styles or generation.wants_expansion(params):
             try:
@@ -54,10 +59,27 @@ class Runtime:
                 )
             except Exception:  # styles/expansion must never stop the host from generating
                 log.exception("Fooocus: styles and expansion skipped for this generation")
+            finally:
+                # The expansion is done with for this generation. Unloading here, not in postprocess,
+                # also covers generations that fail or are interrupted (the hosts then skip postprocess).
+                self.context.unload_expansion_if_configured()
         generation.write_infotext(p, generation.infotext_entries(params, rewrite))
-        setattr(p, PARAMS_ATTRIBUTE, params)
-        self.get_adapter().begin_generation(p, params)
         return params
+
+    def _begin(self, p: Any, params: FooocusParams) -> bool:
+        adapter = None
+        try:
+            adapter = self.get_adapter()
+            adapter.begin_generation(p, params)
+            return True
+        except Exception:
+            log.exception("Fooocus: could not install the sampling hooks; this generation runs without Fooocus")
+        if adapter is not None:
+            try:
+                adapter.end_generation(p)  # take off whatever part of the hooks got in place
+            except Exception:
+                log.debug("Fooocus: cleanup after the failed start failed too", exc_info=True)
+        return False
 
     def before_sampling(self, p: Any) -> None:
         params = self.params_of(p)
@@ -71,10 +93,7 @@ class Runtime:
     def postprocess(self, p: Any) -> None:
         if self.params_of(p) is None:
             return
-        try:
-            self.get_adapter().end_generation(p)
-        finally:
-            self.context.unload_expansion_if_configured()
+        self.get_adapter().end_generation(p)
 
 
 def host_stop_requested() -> bool:
