@@ -74,7 +74,9 @@ def train_tokenizer():
     return tokenizer
 
 
-def tiny_state_dict(vocab_size: int, eos_id: int, comma_id: int, seed: int = 1234):
+def tiny_state_dict(vocab_size: int, eos_id: int, comma_id: int, seed: int = 1234, logit_scale: float = 1.0):
+    """A random 2-layer GPT-2. `logit_scale` multiplies the final layer norm's gain, which scales every
+    logit by the same factor (a temperature): below 1 the words' distributions get flatter."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
@@ -94,6 +96,7 @@ def tiny_state_dict(vocab_size: int, eos_id: int, comma_id: int, seed: int = 123
             model.transformer.wte.weight.normal_(0.0, 0.5)
             # A small comma row, so that commas do not crowd out the words.
             model.transformer.wte.weight[comma_id].mul_(0.1)
+            model.transformer.ln_f.weight.mul_(logit_scale)
     return config, model.state_dict()
 
 
@@ -103,6 +106,7 @@ def write_model_dir(
     weights: str = "pickle",
     positive_words: list[str] | None = None,
     fp16: bool = True,
+    logit_scale: float = 1.0,
 ) -> Path:
     """Write the folder. weights: 'pickle' (pytorch_model.bin, like Fooocus), 'hub-pickle'
     (fooocus_expansion.bin), 'safetensors' or 'none'."""
@@ -112,7 +116,7 @@ def write_model_dir(
     tokenizer.model.save(str(folder))  # vocab.json, merges.txt
     vocab = tokenizer.get_vocab()
     eos_id = vocab["<|endoftext|>"]
-    config, state = tiny_state_dict(len(vocab), eos_id, vocab[","])
+    config, state = tiny_state_dict(len(vocab), eos_id, vocab[","], logit_scale=logit_scale)
     config.save_pretrained(str(folder))
     special = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
     (folder / "special_tokens_map.json").write_text(json.dumps(special), encoding="utf-8")

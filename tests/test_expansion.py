@@ -16,6 +16,7 @@ from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse
     write_model_dir,
 )
 
+from lib_fooocus.expansion import engine as engine_module
 from lib_fooocus.expansion.engine import (
     FooocusExpansion,
     MissingExpansionFilesError,
@@ -33,11 +34,20 @@ PROMPTS_AND_SEEDS = [
     ("dog " * 40, 2**32 + 5),
     ("cat, dog; house! kalo mimi", 99),
 ]
+# Against generate(): every prompt with three seeds. A top-k of 99 or 101 instead of 100 changes a draw
+# only when it would have been the 100th (101st) word, at most ~1/100 per step and only while more
+# than 100 allowed words are unbanned, so it takes this many draws on the flat model to show.
+EXACTNESS_CASES = [(prompt, (seed + 7919 * i) % 2**32) for prompt, seed in PROMPTS_AND_SEEDS for i in range(3)]
+# The final layer norm's gain times this: nearly flat word distributions, so that the 100th and
+# 101st words are drawn often enough to tell top-k 100 from 99 and 101.
+FLAT_LOGITS = 0.1
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return write_model_dir(tmp_path_factory.mktemp("expansion") / "fooocus_expansion", weights="safetensors")
+    return write_model_dir(
+        tmp_path_factory.mktemp("expansion") / "fooocus_expansion", weights="safetensors", logit_scale=FLAT_LOGITS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +58,20 @@ def engine(model_dir):
 @pytest.fixture(scope="module")
 def exact_engine(model_dir):
     return FooocusExpansion(model_dir, exact_head=True)
+
+
+@pytest.fixture(scope="module")
+def references(engine, model_dir):
+    """`reference(prompt, seed)`: the prompt's ids and generate()'s new tokens, computed once per case."""
+    cache = {}
+
+    def reference(prompt, seed):
+        if (prompt, seed) not in cache:
+            prompt_ids = engine.encode(safe_str(prompt) + ",")
+            cache[prompt, seed] = prompt_ids, reference_generate(engine.model, model_dir, prompt_ids, seed)
+        return cache[prompt, seed]
+
+    return reference
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +213,25 @@ def test_global_random_state_is_untouched(engine):
 # ---- against transformers' generate() -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("prompt", "seed"), PROMPTS_AND_SEEDS)
-def test_tokens_equal_generate_reference(engine, exact_engine, model_dir, prompt, seed):
-    seed = seed % 2**32
-    prompt_ids = engine.encode(safe_str(prompt) + ",")
-    reference = reference_generate(engine.model, model_dir, prompt_ids, seed)
+@pytest.mark.parametrize(("prompt", "seed"), EXACTNESS_CASES)
+def test_tokens_equal_generate_reference(engine, exact_engine, references, prompt, seed):
+    prompt_ids, reference = references(prompt, seed)
     assert len(reference) == max_new_tokens_for(len(prompt_ids))
     assert exact_engine.sample_tokens(prompt_ids, len(reference), seed) == reference
     assert engine.sample_tokens(prompt_ids, len(reference), seed) == reference
+
+
+@pytest.mark.parametrize("top_k", [99, 101])
+@pytest.mark.parametrize("exact_head", [False, True])
+def test_the_cases_tell_top_k_100_from_its_neighbours(monkeypatch, engine, exact_engine, references, top_k, exact_head):
+    """Guards the fixture: on a model too peaked for the 100th word ever to be drawn, the test above
+    would pass with a wrong top-k."""
+    chosen = exact_engine if exact_head else engine
+    monkeypatch.setattr(engine_module, "TOP_K", top_k)
+    assert any(
+        chosen.sample_tokens(prompt_ids, len(reference), seed) != reference
+        for prompt_ids, reference, seed in ((*references(p, s), s) for p, s in EXACTNESS_CASES)
+    )
 
 
 def test_text_equals_decoded_reference(engine, model_dir, hf_tokenizer):
@@ -225,7 +260,7 @@ def test_fewer_allowed_words_than_top_k(tmp_path):
 
 
 def test_pickle_weights_are_converted_to_safetensors_and_give_the_same_text(tmp_path, engine):
-    folder = write_model_dir(tmp_path / "from_pickle", weights="pickle")
+    folder = write_model_dir(tmp_path / "from_pickle", weights="pickle", logit_scale=FLAT_LOGITS)
     converted = FooocusExpansion(folder)
     safetensors_path = folder / "model.safetensors"
     assert safetensors_path.is_file()
