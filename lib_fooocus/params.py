@@ -166,9 +166,6 @@ class FooocusParams:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(getattr(self, f.name)) if f.kind is tuple else getattr(self, f.name)) for f in FIELDS}
 
-    def to_args(self) -> list[Any]:
-        return list(self.to_dict().values())
-
     # -- infotext -------------------------------------------------------------------------------
 
     def to_infotext(self) -> dict[str, str]:

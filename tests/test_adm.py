@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from harness import toy
 
 from lib_fooocus.guidance.adm import (
     ADM_DIM,
@@ -13,7 +14,7 @@ from lib_fooocus.guidance.adm import (
     select_adm,
     size_embedding,
 )
-from lib_fooocus.guidance.schedule import karras_sigmas, sdxl_sigmas, timestep_from_sigma
+from lib_fooocus.guidance.schedule import sdxl_sigmas, timestep_from_sigma
 
 
 def naive_fourier(value: float, dim: int = 256) -> torch.Tensor:
@@ -83,7 +84,7 @@ def test_negative_adm_keeps_pooled_dtype_and_batch(dtype):
 
 def test_select_adm_switches_at_30_step_karras_step_10():
     sigmas = sdxl_sigmas()
-    t = timestep_from_sigma(karras_sigmas(30, float(sigmas[0]), float(sigmas[-1]))[:-1], sigmas)
+    t = timestep_from_sigma(toy.karras(30, float(sigmas[0]), float(sigmas[-1]))[:-1], sigmas)
     emphasized = torch.zeros(1, ADM_DIM)
     consistent = torch.ones(1, ADM_DIM)
     chosen = [select_adm(emphasized, consistent, t[i : i + 1], 0.3)[0, 0].item() for i in range(30)]

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lib_fooocus.params import FIELDS, FIELDS_BY_NAME, FooocusParams, ParamsError
+from lib_fooocus.params import FIELD_NAMES, FIELDS, FIELDS_BY_NAME, FooocusParams, ParamsError
 
 EXPECTED_NUMERIC = {
     # name: (default, minimum, maximum) — Fooocus's defaults and UI ranges (Fooocus `webui.py` sliders and
@@ -80,7 +80,8 @@ def test_from_args_is_positional_in_field_order():
     params = FooocusParams.from_args([True, 5.0, 8.0])
     assert (params.enabled, params.sharpness, params.adaptive_cfg) == (True, 5.0, 8.0)
     assert params.adm_scaler_positive == 1.5
-    assert FooocusParams.from_args(FooocusParams(enabled=True, styles=("x",)).to_args()).styles == ("x",)
+    every_field = FooocusParams(enabled=True, sharpness=3.0, styles=("x",))
+    assert FooocusParams.from_args([getattr(every_field, name) for name in FIELD_NAMES]) == every_field
     with pytest.raises(ParamsError, match="too many positional args"):
         FooocusParams.from_args([False] * (len(FIELDS) + 1))
     with pytest.raises(ParamsError, match="sharpness"):

@@ -10,7 +10,6 @@ from lib_fooocus.styles.assembly import (
     BREAK,
     INFOTEXT_NEGATIVE_KEY,
     INFOTEXT_PROMPT_KEY,
-    assemble_prompt,
     cleanup_commas,
     join_parts,
     original_prompt_infotext,
@@ -32,16 +31,9 @@ def library() -> StyleLibrary:
 
 
 def test_parts_are_joined_with_break_and_the_expansion_is_last(library: StyleLibrary) -> None:
-    calls = []
-
-    def expand(text: str, seed: int | None) -> str:
-        calls.append((text, seed))
-        return f"{text}, golden, intricate"
-
-    positive, negative, plan = assemble_prompt(
-        library, "a cat\nwearing a hat", "dogs", ["Fooocus V2", "Two Lines", "Enhance"], 7, expand
-    )
-    assert calls == [("a cat", 7)]  # the expansion sees the raw main prompt, not the styled one
+    plan = plan_prompt(library, "a cat\nwearing a hat", "dogs", ["Fooocus V2", "Two Lines", "Enhance"], 7)
+    assert plan.expansion_source == "a cat"  # the expansion sees the raw main prompt, not the styled one
+    positive, negative = plan.positive_text("a cat, golden, intricate"), plan.negative_text()
     assert positive == "first a cat BREAK second BREAK wearing a hat BREAK a cat, golden, intricate"
     assert negative == "low quality BREAK dogs"
     assert plan.expansion_requested
@@ -50,8 +42,9 @@ def test_parts_are_joined_with_break_and_the_expansion_is_last(library: StyleLib
 
 
 def test_no_expansion_for_an_empty_prompt(library: StyleLibrary) -> None:
-    positive, _, _ = assemble_prompt(library, "  ,. ", "", ["Sharp"], 1, lambda text, seed: "never")
-    assert positive == "cinematic still  . crisp"
+    plan = plan_prompt(library, "  ,. ", "", ["Sharp"], 1)
+    assert plan.expansion_source == ""  # Fooocus turns the expansion off for an empty prompt
+    assert plan.positive_text() == "cinematic still  . crisp"
 
 
 def test_empty_parts_never_become_empty_chunks(library: StyleLibrary) -> None:
@@ -102,7 +95,8 @@ def test_random_style_uses_the_image_seed(library: StyleLibrary) -> None:
 
 def test_infotext_round_trip_restores_the_users_prompt(library: StyleLibrary) -> None:
     original, original_negative = "a cat <lora:x:1>\nwith a hat", "dogs"
-    positive, negative, _ = assemble_prompt(library, original, original_negative, ["Sharp"], 1)
+    plan = plan_prompt(library, original, original_negative, ["Sharp"], 1)
+    positive, negative = plan.positive_text(), plan.negative_text()
     per_image = original_prompt_infotext([original], [original_negative], [positive], [negative])
     assert per_image == {INFOTEXT_PROMPT_KEY: [original], INFOTEXT_NEGATIVE_KEY: [original_negative]}
     fields = {key: values[0] for key, values in per_image.items()}
@@ -111,8 +105,8 @@ def test_infotext_round_trip_restores_the_users_prompt(library: StyleLibrary) ->
     assert pasted["Prompt"] == original
     assert pasted["Negative prompt"] == original_negative
     # applying the same styles again gives the same prompt, not a doubly styled one
-    again, again_negative, _ = assemble_prompt(library, pasted["Prompt"], pasted["Negative prompt"], ["Sharp"], 1)
-    assert (again, again_negative) == (positive, negative)
+    again = plan_prompt(library, pasted["Prompt"], pasted["Negative prompt"], ["Sharp"], 1)
+    assert (again.positive_text(), again.negative_text()) == (positive, negative)
 
 
 def test_unchanged_prompts_are_not_recorded() -> None:
@@ -150,9 +144,8 @@ def test_and_prompt_styles_every_subprompt_and_keeps_its_weight(library: StyleLi
         calls.append((text, seed))
         return f"{text}, golden"
 
-    positive, negative, plan = assemble_prompt(
-        library, "a cat:1.3 AND a dog:0.7", "ugly AND bad hands", ["Fooocus V2", "Sharp", "Enhance"], 7, expand
-    )
+    plan = plan_prompt(library, "a cat:1.3 AND a dog:0.7", "ugly AND bad hands", ["Fooocus V2", "Sharp", "Enhance"], 7)
+    positive, negative = plan.positive_text(expand(plan.expansion_source, 7)), plan.negative_text()
     assert calls == [("a cat", 7)]  # once, from the first sub-prompt, never from "a cat:1.3 AND a dog:0.7"
     assert positive == "cinematic still a cat . crisp BREAK a cat, golden:1.3 AND cinematic still a dog . crisp:0.7"
     assert host_reading(positive) == [

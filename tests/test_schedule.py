@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from harness import toy
 
-from lib_fooocus.guidance.schedule import karras_sigmas, progress_from_sigma, sdxl_sigmas, timestep_from_sigma
+from lib_fooocus.guidance.schedule import progress_from_sigma, sdxl_sigmas, timestep_from_sigma
 
 # Fooocus's default schedule (`ldm_patched/k_diffusion/sampling.py` get_sigmas_karras): SDXL, Karras, 30 steps, σ ∈ [σ_min, σ_max], ρ = 7.
 KARRAS_30_T = [999, 975, 949, 923, 894, 863, 830, 795, 757, 716, 672, 624, 572, 517, 458, 397, 334, 273,
@@ -57,7 +58,7 @@ def test_timestep_is_nearest_log_sigma_against_naive_loop():
 
 def test_karras_30_steps_timesteps_and_progress_table():
     sigmas = sdxl_sigmas()
-    schedule = karras_sigmas(30, float(sigmas[0]), float(sigmas[-1]))[:-1]
+    schedule = toy.karras(30, float(sigmas[0]), float(sigmas[-1]))[:-1]
     t = timestep_from_sigma(schedule, sigmas)
     assert t.tolist() == [float(v) for v in KARRAS_30_T]
     p = progress_from_sigma(schedule, sigmas)
@@ -66,7 +67,7 @@ def test_karras_30_steps_timesteps_and_progress_table():
 
 def test_karras_60_steps_first_timestep_below_700():
     sigmas = sdxl_sigmas()
-    t = timestep_from_sigma(karras_sigmas(60, float(sigmas[0]), float(sigmas[-1]))[:-1], sigmas)
+    t = timestep_from_sigma(toy.karras(60, float(sigmas[0]), float(sigmas[-1]))[:-1], sigmas)
     first = next(i for i, v in enumerate(t.tolist()) if v < 700)
     assert (first, t[first].item()) == (20, 680.0)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lib_fooocus.styles.assembly import plan_prompt
 from lib_fooocus.styles.library import (
     FOOOCUS_DEFAULT_SELECTION,
     OWN_DEFAULT_SELECTION,
@@ -20,6 +21,12 @@ from lib_fooocus.styles.library import (
     safe_str,
     style_files_in_order,
 )
+
+
+def parts(library: StyleLibrary, prompt: str, negative: str, selected: list[str], seed: int | None = None):
+    """The positive and negative parts the Script builds for one image (`plan_prompt`)."""
+    plan = plan_prompt(library, prompt, negative, selected, seed)
+    return plan.positive_parts, plan.negative_parts
 
 
 def write_styles(path: Path, entries: list) -> Path:
@@ -127,7 +134,7 @@ def test_missing_fields_count_as_empty(tmp_path: Path) -> None:
     write_styles(tmp_path / "s.json", [{"name": "only name"}, {"name": "neg", "negative_prompt": "bad"}])
     library = StyleLibrary.load([tmp_path])
     assert library.styles["Only Name"] == Style("Only Name", "", "", str(tmp_path / "s.json"))
-    assert library.styles["Neg"].negative_only
+    assert library.styles["Neg"] == Style("Neg", "", "bad", str(tmp_path / "s.json"))
 
 
 def test_single_file_can_be_loaded(tmp_path: Path) -> None:
@@ -193,20 +200,20 @@ def test_a1111_csv_is_read_with_a1111_prompt_rule(tmp_path: Path) -> None:
     ))
     library = StyleLibrary.load([tmp_path])
     assert library.names == ["Oil", "Append", "Neg Only", "Neg Keeps User"]
-    assert library.apply("a cat", "", ["Oil"]) == (["a cat, oil painting"], ["blurry, photo"])
+    assert parts(library, "a cat", "", ["Oil"]) == (["a cat, oil painting"], ["blurry, photo"])
     # A1111: a style without {prompt} is appended after ", "
-    positive, negative = library.apply("a cat", "bad", ["Append"])
+    positive, negative = parts(library, "a cat", "bad", ["Append"])
     assert positive == ["a cat, dramatic light, moody"]
     assert negative == ["bad"]
     # negative-only: Fooocus prepends the prompt as its own part
-    assert library.apply("a cat", "bad", ["Neg Only"]) == (["a cat"], ["lowres, ugly", "bad"])
+    assert parts(library, "a cat", "bad", ["Neg Only"]) == (["a cat"], ["lowres, ugly", "bad"])
     assert library.styles["Neg Keeps User"].negative_prompt == "jpeg artifacts"
 
 
 def test_a1111_csv_old_text_column_and_bom(tmp_path: Path) -> None:
     (tmp_path / "old.csv").write_bytes("\ufeffname,text\nLegacy,\"{prompt} in legacy\"\n".encode())
     library = StyleLibrary.load([tmp_path / "old.csv"])
-    assert library.apply("x", "", ["Legacy"])[0] == ["x in legacy"]
+    assert parts(library, "x", "", ["Legacy"])[0] == ["x in legacy"]
 
 
 def test_csv_without_name_column_is_a_warning(tmp_path: Path) -> None:
@@ -233,61 +240,61 @@ def library() -> StyleLibrary:
 
 
 def test_styles_apply_in_selection_order_with_negatives_before_the_users(library: StyleLibrary) -> None:
-    positive, negative = library.apply("a cat", "dogs", ["Photo", "Sharp"])
+    positive, negative = parts(library, "a cat", "dogs", ["Photo", "Sharp"])
     assert positive == ["photograph a cat, 50mm", "cinematic still a cat . crisp"]
     assert negative == ["drawing", "blurry, soft", "dogs"]
 
 
 def test_fooocus_default_combination(library: StyleLibrary) -> None:
     # Fooocus's assembly (async_worker.py): Enhance + Sharp, empty negative -> [Sharp(prompt)] / [Enhance-neg, Sharp-neg]
-    positive, negative = library.apply("a cat", "", ["Fooocus V2", "Enhance", "Sharp"])
+    positive, negative = parts(library, "a cat", "", ["Fooocus V2", "Enhance", "Sharp"])
     assert positive == ["cinematic still a cat . crisp"]
     assert negative == ["low quality, artefacts", "blurry, soft"]
 
 
 def test_prompt_is_prepended_only_when_no_style_has_a_placeholder(library: StyleLibrary) -> None:
-    assert library.apply("a cat", "", ["Enhance"])[0] == ["a cat"]
-    assert library.apply("a cat", "", ["No Placeholder"])[0] == ["a cat", "masterpiece, best quality"]
-    assert library.apply("a cat", "", ["No Placeholder", "Photo"])[0] == [
+    assert parts(library, "a cat", "", ["Enhance"])[0] == ["a cat"]
+    assert parts(library, "a cat", "", ["No Placeholder"])[0] == ["a cat", "masterpiece, best quality"]
+    assert parts(library, "a cat", "", ["No Placeholder", "Photo"])[0] == [
         "masterpiece, best quality",
         "photograph a cat, 50mm",
     ]
 
 
 def test_multi_line_templates_give_one_part_per_line(library: StyleLibrary) -> None:
-    positive, negative = library.apply("a cat", "n", ["Two Lines", "Enhance"])
+    positive, negative = parts(library, "a cat", "n", ["Two Lines", "Enhance"])
     assert positive == ["first a cat", "second line"]
     assert negative == ["neg one", "neg two", "low quality, artefacts", "n"]
 
 
 def test_extra_prompt_lines_follow_the_styled_parts(library: StyleLibrary) -> None:
-    positive, negative = library.apply("  a cat ,\n\n a hat.\nsunny ", "dogs\nrain", ["Sharp"])
+    positive, negative = parts(library, "  a cat ,\n\n a hat.\nsunny ", "dogs\nrain", ["Sharp"])
     assert positive == ["cinematic still a cat . crisp", "a hat", "sunny"]
     assert negative == ["blurry, soft", "dogs", "rain"]
 
 
 def test_without_styles_the_prompt_is_the_only_part(library: StyleLibrary) -> None:
-    assert library.apply("a cat", "dogs", []) == (["a cat"], ["dogs"])
-    assert library.apply("a cat", "dogs", ["Fooocus V2"]) == (["a cat"], ["dogs"])
+    assert parts(library, "a cat", "dogs", []) == (["a cat"], ["dogs"])
+    assert parts(library, "a cat", "dogs", ["Fooocus V2"]) == (["a cat"], ["dogs"])
 
 
 def test_empty_parts_are_dropped_with_fooocus_default(library: StyleLibrary) -> None:
-    assert library.apply("a cat", "", ["Empty"]) == (["a cat"], [""])
-    assert library.apply("", "", ["Enhance"]) == ([""], ["low quality, artefacts"])
-    assert library.apply("", "", ["Photo"]) == (["photograph , 50mm"], ["drawing"])
+    assert parts(library, "a cat", "", ["Empty"]) == (["a cat"], [""])
+    assert parts(library, "", "", ["Enhance"]) == ([""], ["low quality, artefacts"])
+    assert parts(library, "", "", ["Photo"]) == (["photograph , 50mm"], ["drawing"])
 
 
 def test_fooocus_v2_is_only_a_flag(library: StyleLibrary) -> None:
-    with_flag = library.assemble("a cat", "", ["Sharp", "Fooocus V2"])
-    without = library.assemble("a cat", "", ["Sharp"])
-    assert (with_flag.positive, with_flag.negative) == (without.positive, without.negative)
+    with_flag = plan_prompt(library, "a cat", "", ["Sharp", "Fooocus V2"])
+    without = plan_prompt(library, "a cat", "", ["Sharp"])
+    assert (with_flag.positive_parts, with_flag.negative_parts) == (without.positive_parts, without.negative_parts)
     assert with_flag.expansion_requested
     assert not without.expansion_requested
     assert with_flag.styles == ["Sharp"]
 
 
 def test_names_resolve_through_normalisation(library: StyleLibrary) -> None:
-    assert library.apply("a", "", ["two-lines"]) == library.apply("a", "", ["Two Lines"])
+    assert parts(library, "a", "", ["two-lines"]) == parts(library, "a", "", ["Two Lines"])
     assert library.resolve("fooocus-v2") == "Fooocus V2"
     assert "photo" in library
     assert library.get("PHOTO").name == "Photo"
@@ -295,7 +302,7 @@ def test_names_resolve_through_normalisation(library: StyleLibrary) -> None:
 
 def test_unknown_names_raise_one_error_listing_all(library: StyleLibrary) -> None:
     with pytest.raises(UnknownStyleError) as caught:
-        library.apply("a", "", ["Sharp", "Nope", "Random Style", "Also Missing"], seed=1)
+        parts(library, "a", "", ["Sharp", "Nope", "Random Style", "Also Missing"], seed=1)
     assert caught.value.names == ["Nope", "Also Missing"]
     assert "'Nope'" in str(caught.value)
     assert "'Also Missing'" in str(caught.value)
@@ -307,18 +314,18 @@ def test_random_style_is_drawn_with_random_random_of_the_seed(library: StyleLibr
     for seed in (0, 1, 42, 2**40 + 3):
         rng = random.Random(seed)
         first, second = rng.choice(names), rng.choice(names)
-        styled = library.assemble("a cat", "", ["Random Style", "Fooocus V2", "Random Style"], seed)
+        styled = plan_prompt(library, "a cat", "", ["Random Style", "Fooocus V2", "Random Style"], seed)
         assert styled.styles == [first, second]
-        expected = library.assemble("a cat", "", [first, second])
-        assert styled.positive == expected.positive
-        assert styled.negative == expected.negative
-    picks = {library.assemble("a", "", ["Random Style"], seed).styles[0] for seed in range(40)}
+        expected = plan_prompt(library, "a cat", "", [first, second])
+        assert styled.positive_parts == expected.positive_parts
+        assert styled.negative_parts == expected.negative_parts
+    picks = {plan_prompt(library, "a", "", ["Random Style"], seed).styles[0] for seed in range(40)}
     assert len(picks) > 1
 
 
 def test_random_style_needs_a_seed(library: StyleLibrary) -> None:
     with pytest.raises(ValueError, match="seed"):
-        library.apply("a", "", ["Random Style"])
+        parts(library, "a", "", ["Random Style"])
 
 
 def test_search_matches_names_first_then_text(library: StyleLibrary) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lib_fooocus.styles.assembly import plan_prompt
 from lib_fooocus.styles.library import (
     BUNDLED_STYLES_DIR,
     OWN_DEFAULT_SELECTION,
@@ -69,13 +70,14 @@ def test_the_three_roles_of_fooocus_defaults_exist() -> None:
     library = StyleLibrary.load([BUNDLED_STYLES_DIR])
     assert library.warnings == []
     assert library.overrides == []
-    negative_only = [s for s in library.styles.values() if s.negative_only]
+    negative_only = [s for s in library.styles.values() if s.prompt == "" and s.negative_prompt != ""]
     assert negative_only
     assert library.default_selection() == list(OWN_DEFAULT_SELECTION)
-    assert library.styles["Clean Quality Negative"].negative_only
+    assert library.styles["Clean Quality Negative"] in negative_only
     assert library.styles["Crisp Cinematic Still"].has_placeholder
     assert library.styles["True Photograph"].prompt.startswith("photograph of {prompt}")
-    positive, negative = library.apply("a lighthouse", "", list(OWN_DEFAULT_SELECTION))
+    plan = plan_prompt(library, "a lighthouse", "", list(OWN_DEFAULT_SELECTION))
+    positive, negative = plan.positive_parts, plan.negative_parts
     assert len(positive) == 1
     assert "a lighthouse" in positive[0]
     assert len(negative) == 2  # both style negatives; the empty user negative is dropped

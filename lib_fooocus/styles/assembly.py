@@ -26,7 +26,7 @@ back on paste so styles and expansion are never applied twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,21 +191,6 @@ def plan_single_prompt(
         expansion_requested=styled.expansion_requested,
         expansion_source=expansion_source(prompt),  # the same text as styled.main_prompt
     )
-
-
-def assemble_prompt(
-    library: StyleLibrary,
-    prompt: str,
-    negative_prompt: str,
-    styles: Sequence[str],
-    seed: int | None = None,
-    expand: Callable[[str, int | None], str] | None = None,
-) -> tuple[str, str, PromptPlan]:
-    """Host prompt strings for one image. `expand(main_prompt, seed)` is called when given and the
-    main prompt is not empty (Fooocus turns the expansion off for an empty prompt)."""
-    plan = plan_prompt(library, prompt, negative_prompt, styles, seed)
-    expansion = expand(plan.expansion_source, seed) if expand and plan.expansion_source else ""
-    return plan.positive_text(expansion), plan.negative_text(), plan
 
 
 # -- infotext -------------------------------------------------------------------------------------

@@ -45,15 +45,6 @@ MAX_STYLE_FILE_BYTES = 1 << 20  # the real files are 4-25 KB
 MAX_PREVIEW_BYTES = 1 << 20  # the real previews are at most 49 KB
 
 
-class StyleImportError(RuntimeError):
-    """A download failed. `failures` maps each failed file name to what went wrong."""
-
-    def __init__(self, failures: Mapping[str, str]):
-        self.failures = dict(failures)
-        lines = "; ".join(f"{name}: {why}" for name, why in self.failures.items())
-        super().__init__(f"{len(self.failures)} file(s) could not be imported: {lines}")
-
-
 @dataclass
 class ImportResult:
     folder: Path
@@ -101,7 +92,7 @@ def import_fooocus_styles(
     """Download Fooocus's style files (and previews) into `dest` (default: the user styles folder).
 
     Files already present with the right hash are left alone. Failures are collected, not raised:
-    check `result.ok` / `result.failures` (or call `raise_for_failures`)."""
+    check `result.ok` / `result.failures`."""
     folder = Path(dest).expanduser() if dest else default_user_styles_dir()
     folder.mkdir(parents=True, exist_ok=True)
     url = resolve_base_url(base_url)
@@ -137,12 +128,6 @@ def import_fooocus_styles(
                 result.already_present.append(label)
             if progress:
                 progress(f"{label}: {'failed: ' + error if error else 'ok'}")
-    return result
-
-
-def raise_for_failures(result: ImportResult) -> ImportResult:
-    if result.failures:
-        raise StyleImportError(result.failures)
     return result
 
 

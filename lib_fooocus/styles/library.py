@@ -6,7 +6,8 @@ way Fooocus reads its `sdxl_styles/` folder (Fooocus `modules/sdxl_styles.py` at
 moved to the end of their folder in a fixed order; names go through Fooocus's normalisation. A1111
 `styles.csv` files are read too and converted to the same form.
 
-`StyleLibrary.apply` reproduces Fooocus's per-image assembly: styles in selection order, every
+`StyleLibrary.assemble_lines` (called by `styles.assembly.plan_prompt`) reproduces Fooocus's
+per-image assembly: styles in selection order, every
 template line its own part, the prompt prepended when no selected style holds `{prompt}`, style
 negatives before the user's negative, further prompt lines as extra parts, empty parts dropped.
 """
@@ -163,10 +164,6 @@ class Style:
     def has_placeholder(self) -> bool:
         return PLACEHOLDER in self.prompt
 
-    @property
-    def negative_only(self) -> bool:
-        return self.prompt == "" and self.negative_prompt != ""
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -180,7 +177,7 @@ class Style:
 @dataclass(frozen=True)
 class StyledPrompt:
     """Fooocus's workloads for one image. `styles` is the applied list with Random Style resolved and
-    Fooocus V2 removed; `positive_top_k`/`negative_top_k` are the parts Fooocus pools over."""
+    Fooocus V2 removed."""
 
     positive: list[str]
     negative: list[str]
@@ -188,14 +185,6 @@ class StyledPrompt:
     expansion_requested: bool
     main_prompt: str
     main_negative_prompt: str
-
-    @property
-    def positive_top_k(self) -> int:
-        return len(self.positive)
-
-    @property
-    def negative_top_k(self) -> int:
-        return len(self.negative)
 
 
 @dataclass
@@ -379,24 +368,6 @@ class StyleLibrary:
 
     # -- assembly -------------------------------------------------------------------------------
 
-    def apply(
-        self, prompt: str, negative_prompt: str, selected: Sequence[str], seed: int | None = None
-    ) -> tuple[list[str], list[str]]:
-        """Fooocus's positive and negative parts (Fooocus `modules/async_worker.py`, the
-        per-task prompt processing, with `sdxl_styles.apply_style`). "Fooocus V2" is ignored here (it is the
-        expansion flag: see `assemble`); "Random Style" draws from `random.Random(seed)`."""
-        styled = self.assemble(prompt, negative_prompt, selected, seed)
-        return styled.positive, styled.negative
-
-    def assemble(
-        self, prompt: str, negative_prompt: str, selected: Sequence[str], seed: int | None = None
-    ) -> StyledPrompt:
-        """Like `apply`, with the applied style names and the expansion flag (Fooocus `modules/async_worker.py`: styles, then
-        `apply_style` per style, then the extra prompt lines)."""
-        main, extra = split_prompt_lines(prompt)
-        main_negative, extra_negative = split_prompt_lines(negative_prompt)
-        return self.assemble_lines(main, extra, main_negative, extra_negative, selected, seed)
-
     def assemble_lines(
         self,
         main: str,
@@ -406,7 +377,10 @@ class StyleLibrary:
         selected: Sequence[str],
         seed: int | None = None,
     ) -> StyledPrompt:
-        """Assembly from prompts already split into the main line and the extra lines."""
+        """Fooocus's positive and negative parts (Fooocus `modules/async_worker.py`, the per-task prompt
+        processing, with `sdxl_styles.apply_style`), from prompts already split into the main line and
+        the extra lines: styles in selection order, their template lines, the prompt, the extra lines.
+        "Fooocus V2" is only the expansion flag; "Random Style" draws from `random.Random(seed)`."""
         resolved = self.check_names(selected)
         expansion_requested = FOOOCUS_V2 in resolved
         chosen = [name for name in resolved if name != FOOOCUS_V2]
