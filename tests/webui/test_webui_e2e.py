@@ -9,7 +9,9 @@ Skipped when SD_WEBUI_DIR is unset. Optional environment:
 - SD_WEBUI_PORT     port (default 7871); SD_WEBUI_TIMEOUT start-up seconds (default 900)
 The extension is linked into `$SD_WEBUI_DIR/extensions/sd-webui-fooocus` for the run (and the link
 removed afterwards when this test made it). The host runs with --api --nowebui and CPU flags:
-A1111 `--use-cpu all --precision full --no-half`, Forge `--always-cpu --all-in-fp32`.
+A1111 `--use-cpu all --precision full --no-half`, Forge `--always-cpu --all-in-fp32`, and with the
+host's own `--api-auth` and `--cors-allow-origins`, so the tests see what an anonymous client and a
+browser origin get.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ pytestmark = pytest.mark.webui
 
 REPO = Path(__file__).resolve().parents[2]
 LINK_NAME = "sd-webui-fooocus"
+API_USER, API_PASSWORD = "fooocus-e2e", "not-a-secret"
+ALLOWED_ORIGIN = "http://allowed.example"
 BASE_REQUEST = {
     "prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 4, "width": 256, "height": 256,
     "cfg_scale": 7, "sampler_name": "Euler", "seed": 1234, "batch_size": 1, "send_images": True,
@@ -42,7 +46,8 @@ def launch_args(webui: Path, port: int) -> list[str]:
     args = ["--api", "--nowebui", "--port", str(port), "--server-name", "127.0.0.1",
             "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
             "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
-            "--do-not-download-clip", "--no-download-sd-model"]
+            "--do-not-download-clip", "--no-download-sd-model",
+            "--api-auth", f"{API_USER}:{API_PASSWORD}", "--cors-allow-origins", ALLOWED_ORIGIN]
     if (webui / "modules_forge").is_dir():
         args += ["--always-cpu", "--all-in-fp32"]  # Forge's memory manager ignores --use-cpu
     else:
@@ -82,14 +87,14 @@ def webui():
             if process.poll() is not None:
                 pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
             try:
-                if httpx.get(f"{base}/sdapi/v1/options", timeout=5).status_code == 200:
+                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"the WebUI did not answer in time; see {log_path}")
             time.sleep(2)
-        with httpx.Client(base_url=base, timeout=900) as client:
+        with httpx.Client(base_url=base, timeout=900, auth=(API_USER, API_PASSWORD)) as client:
             yield client
     finally:
         try:
@@ -172,3 +177,26 @@ def test_bad_args_are_refused_with_422(webui, args) -> None:
     assert response.status_code == 422, response.text
     assert time.monotonic() - started < 5  # refused before anything was generated
     assert "Invalid Fooocus arguments" in response.json()["message"]
+
+
+def test_anonymous_clients_get_the_hosts_401_everywhere(webui) -> None:
+    with httpx.Client(base_url=str(webui.base_url), timeout=60) as anonymous:
+        bad = anonymous.post("/sdapi/v1/txt2img", json={**BASE_REQUEST, "alwayson_scripts": {
+            "fooocus": {"args": [{"styles": ["No Such Style"]}]}}})
+        assert bad.status_code == 401 and "No Such Style" not in bad.text  # not our 422: no name leaks
+        assert anonymous.get("/fooocus/v1/styles").status_code == 401
+        assert anonymous.post("/fooocus/v1/expand", json={"prompt": "a cat", "seed": 1}).status_code == 401
+        assert anonymous.post("/fooocus/v1/styles/apply", json={"prompt": "a cat", "styles": []}).status_code == 401
+
+
+def test_the_422_keeps_the_hosts_cors_header(webui) -> None:
+    response = webui.post("/sdapi/v1/txt2img", headers={"Origin": ALLOWED_ORIGIN}, json={
+        **BASE_REQUEST, "alwayson_scripts": {"fooocus": {"args": [{"enabled": True, "sharpness": "very"}]}}})
+    assert response.status_code == 422, response.text
+    assert response.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
+
+
+def test_styles_listing_shows_no_server_paths(webui) -> None:
+    listing = webui.get("/fooocus/v1/styles").json()
+    sources = {style["source"] for style in listing["styles"]}
+    assert sources and not any(source.startswith("/") for source in sources), sorted(sources)[:3]
