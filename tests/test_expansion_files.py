@@ -33,27 +33,6 @@ from lib_fooocus.expansion.files import (
 )
 
 
-@pytest.fixture(scope="module")
-def original(tmp_path_factory):
-    """A complete tiny folder with the weights as a pickle, as the hub serves them."""
-    return write_model_dir(tmp_path_factory.mktemp("original") / "fooocus_expansion", weights="pickle")
-
-
-@pytest.fixture
-def hub(original):
-    server = FakeHub()
-    server.add_model_folder(original)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def _online(monkeypatch, hub):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
-    hub.endpoint = hub_endpoint(monkeypatch, hub.url)
-
-
 def source_for(hub: FakeHub, original: Path, cache: Path) -> ExpansionSource:
     return ExpansionSource(
         files_url=hub.url + "/github/",
@@ -180,7 +159,7 @@ def test_pinned_hashes_cover_the_issue_file_list():
 # ---- downloads from the fake hub --------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("_online")
+@pytest.mark.usefixtures("online")
 def test_download_into_empty_folder(tmp_path, hub, original, caplog):
     folder = tmp_path / "models" / "fooocus_expansion"
     caplog.set_level("INFO")
@@ -200,7 +179,7 @@ def test_download_into_empty_folder(tmp_path, hub, original, caplog):
     assert len(hub.requests) == count
 
 
-@pytest.mark.usefixtures("_online")
+@pytest.mark.usefixtures("online")
 def test_truncated_weights_are_never_used_and_the_next_try_succeeds(tmp_path, hub, original):
     folder = tmp_path / "trunc"
     source = source_for(hub, original, tmp_path / "hf")
@@ -216,7 +195,7 @@ def test_truncated_weights_are_never_used_and_the_next_try_succeeds(tmp_path, hu
     assert (folder / SAFETENSORS_NAME).is_file()
 
 
-@pytest.mark.usefixtures("_online")
+@pytest.mark.usefixtures("online")
 def test_weights_with_wrong_hash_are_removed_and_refused(tmp_path, hub, original):
     folder = tmp_path / "wrong"
     source = source_for(hub, original, tmp_path / "hf")
@@ -232,7 +211,7 @@ def test_weights_with_wrong_hash_are_removed_and_refused(tmp_path, hub, original
     assert (folder / SAFETENSORS_NAME).is_file()
 
 
-@pytest.mark.usefixtures("_online")
+@pytest.mark.usefixtures("online")
 def test_small_file_with_wrong_hash_is_not_put_into_the_folder(tmp_path, hub, original):
     folder = tmp_path / "small"
     hub.mode["/github/positive.txt"] = "wrong"
@@ -242,7 +221,7 @@ def test_small_file_with_wrong_hash_is_not_put_into_the_folder(tmp_path, hub, or
     assert not (folder / "positive.txt").exists()
 
 
-@pytest.mark.usefixtures("_online")
+@pytest.mark.usefixtures("online")
 def test_small_files_from_a_hub_repo(tmp_path, hub, original):
     for name in SMALL_NAMES:
         hub.files[f"someone/fooocus-files/{name}"] = (original / name).read_bytes()
@@ -266,7 +245,7 @@ def test_offline_never_contacts_the_hub(tmp_path, hub, original, monkeypatch):
     assert not os.path.exists(tmp_path / "off")
 
 
-@pytest.mark.usefixtures("_online")
+@pytest.mark.usefixtures("online")
 def test_pinned_weights_sha256_must_match_the_hub(tmp_path, hub, original):
     import dataclasses
 

@@ -34,31 +34,9 @@ from lib_fooocus.expansion.service import ExpansionBusyError, ExpansionService, 
 
 
 @pytest.fixture(scope="module")
-def original(tmp_path_factory):
-    """A complete tiny folder with the weights as a pickle, as the hub serves them."""
-    return write_model_dir(tmp_path_factory.mktemp("original") / "fooocus_expansion", weights="pickle")
-
-
-@pytest.fixture(scope="module")
 def ready(tmp_path_factory):
     """A complete tiny folder with safetensors weights."""
     return write_model_dir(tmp_path_factory.mktemp("ready") / "fooocus_expansion", weights="safetensors")
-
-
-@pytest.fixture
-def hub(original):
-    server = FakeHub()
-    server.add_model_folder(original)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def online(monkeypatch, hub):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
-    hub.endpoint = hub_endpoint(monkeypatch, hub.url)
-    return hub
 
 
 def source_for(hub: FakeHub, original: Path, cache: Path) -> ExpansionSource:
