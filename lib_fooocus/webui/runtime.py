@@ -56,7 +56,7 @@ class Runtime:
                 log.exception("Fooocus: styles and expansion skipped for this generation")
         generation.write_infotext(p, generation.infotext_entries(params, rewrite))
         setattr(p, PARAMS_ATTRIBUTE, params)
-        self.get_adapter().begin_generation(p, params)
+        self.get_adapter().begin_generation(p, params, filter_method=settings.filter_method())
         return params
 
     def before_sampling(self, p: Any) -> None:
