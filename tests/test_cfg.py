@@ -59,6 +59,22 @@ def test_fooocus_cfg_matches_reference(cfg, sharpness, mimic):
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=2e-5)
 
 
+def test_fooocus_cfg_passes_the_filter_method_and_both_paths_agree(monkeypatch):
+    from lib_fooocus.guidance import sharpness
+
+    x, x0_c, x0_u = tensors(7)
+    params = FooocusParams(enabled=True, sharpness=30.0, adaptive_cfg=7.0)
+    progress = torch.tensor([0.6, 1.0])
+    seen, real = [], sharpness.joint_bilateral_filter
+    monkeypatch.setattr(sharpness, "joint_bilateral_filter",
+                        lambda *a, method="auto", **k: seen.append(method) or real(*a, method=method, **k))
+    results = {m: fooocus_cfg(x, x0_c, x0_u, 1.0, 10.0, params, progress, m) for m in ("shift", "batched", "auto")}
+    assert seen == ["shift", "batched", "auto"]
+    expected = reference_fooocus_cfg(x, x0_c, x0_u, 10.0, 30.0, 7.0, progress)
+    for result in results.values():
+        torch.testing.assert_close(result, expected, atol=2e-5, rtol=2e-5)
+
+
 def test_fooocus_cfg_one_returns_positive_untouched():
     x, x0_c, x0_u = tensors(4)
     params = FooocusParams(enabled=True, sharpness=30.0)

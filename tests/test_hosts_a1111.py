@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from harness import A1111Host, generate, registered_count, start, toy
+from harness import A1111Host, generate, registered_count, spy_filter_methods, start, toy
 from harness.a1111_host import DictWithShape, ScriptStandIn
 from harness.expect import a1111_expected, emphasized, plain_combine
 
@@ -45,6 +45,17 @@ def test_every_call_gives_fooocus_cfg(monkeypatch, version, sampler):
     assert registered_count(host.script_callbacks) == 0
     assert "sample" not in vars(p)
     assert STATE_ATTRIBUTE not in vars(p)
+
+
+@pytest.mark.parametrize("method", ["shift", "batched"])
+def test_the_filter_setting_reaches_the_filter(monkeypatch, method):
+    host = A1111Host(version=(1, 10))
+    adapter = start(host, monkeypatch)
+    seen = spy_filter_methods(monkeypatch)
+    generate(host, adapter, STRONG, filter_method=method, cfg_scale=9.0, batch_size=2)
+    assert host.errors == []
+    assert seen and set(seen) == {method}
+    assert_fooocus_result(host, STRONG)
 
 
 @pytest.mark.parametrize("version", [(1, 8), (1, 10)])

@@ -8,7 +8,7 @@ import types
 
 import pytest
 import torch
-from harness import A1111Host, ScriptStandIn, generate, registered_count, start, toy
+from harness import A1111Host, ScriptStandIn, generate, registered_count, spy_filter_methods, start, toy
 from harness.expect import emphasized, forge_expected
 from harness.forge_host import ForgeHost, post_cfg_functions, unet_in_use
 
@@ -28,6 +28,16 @@ def assert_fooocus_result(host, params, records=None, atol=1e-6):
         expected = forge_expected(record, params, host.shared.sd_model.sigmas)
         assert torch.allclose(record["denoised"], expected, atol=atol, rtol=1e-6), record["step"]
         assert not torch.allclose(expected, record["host_result"], atol=1e-3), "the tricks must change this call"
+
+
+@pytest.mark.parametrize("method", ["shift", "batched"])
+def test_the_filter_setting_reaches_the_filter(monkeypatch, method):
+    host = ForgeHost("forge-main")
+    adapter = start(host, monkeypatch)
+    seen = spy_filter_methods(monkeypatch)
+    generate(host, adapter, STRONG, filter_method=method, cfg_scale=9.0)
+    assert seen and set(seen) == {method}
+    assert_fooocus_result(host, STRONG)
 
 
 def ours(functions):

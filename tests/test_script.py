@@ -38,9 +38,11 @@ class FakeAdapter:
 
     def __init__(self):
         self.calls: list[tuple[str, object]] = []
+        self.filter_methods: list[str] = []
 
-    def begin_generation(self, p, params):
+    def begin_generation(self, p, params, *, filter_method="auto"):
         self.calls.append(("begin", params))
+        self.filter_methods.append(filter_method)
 
     def before_sampling(self, p, params):
         self.calls.append(("before", params))
@@ -442,6 +444,25 @@ def test_download_and_folder_settings_cannot_be_changed_through_the_api(host, sc
     assert settings.KEY_EXPANSION_DEVICE in api_settable and settings.default_key("sharpness") in api_settable
 
 
+@pytest.mark.parametrize("host", ["a1111-1.10"], indirect=True)
+def test_sharpness_filter_setting_reaches_the_adapter_and_is_ui_only(host, script, caplog) -> None:
+    for callback in host.script_callbacks.callbacks["ui_settings"]:
+        callback()
+    opts, labels = host.shared.opts, host.shared.opts.data_labels
+    assert labels[settings.KEY_FILTER_METHOD].restrict_api is True
+    assert labels[settings.KEY_FILTER_METHOD].component_args == {"choices": ["auto", "shift", "batched"]}
+    assert opts.set(settings.KEY_FILTER_METHOD, "shift", is_api=True) is False
+    script.process(make_p(host), True)
+    for value in ("batched", "shift"):
+        assert opts.set(settings.KEY_FILTER_METHOD, value) is True
+        script.process(make_p(host), True)
+    opts.fooocus_sharpness_filter = "turbo"  # a hand-edited config.json
+    with caplog.at_level(logging.WARNING):
+        script.process(make_p(host), True)
+    assert script.adapter.filter_methods == ["auto", "batched", "shift", "auto"]
+    assert "fooocus_sharpness_filter='turbo'" in caplog.text
+
+
 def test_hosts_without_restrict_api_still_get_the_settings(monkeypatch, caplog) -> None:
     fakes = webui_fakes.install("a1111-1.6", monkeypatch.setitem)
 
@@ -560,7 +581,7 @@ def test_unload_also_runs_for_a_failed_generation(host, script, monkeypatch) -> 
 
 
 class FailingAdapter(FakeAdapter):
-    def begin_generation(self, p, params):
+    def begin_generation(self, p, params, *, filter_method="auto"):
         self.calls.append(("begin", params))
         raise RuntimeError("no hooks today")
 

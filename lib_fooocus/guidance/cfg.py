@@ -69,12 +69,14 @@ def fooocus_cfg(
     cfg_scale: float,
     params: GuidanceSettings,
     progress: torch.Tensor | float,
+    filter_method: str = "auto",
 ) -> torch.Tensor:
     """The denoised prediction Fooocus's sampling function returns for one model call.
 
     Order of operations (Fooocus 2.5.5): CFG ≈ 1 → the positive prediction, untouched; otherwise
     e_c = x − x0_c, e_u = x − x0_u → sharpness on e_c (guide: x0_c) → adaptive CFG → x − e_final.
     `sigma` is accepted for symmetry with the hosts' hooks; the math needs only the progress.
+    `filter_method` chooses the sharpness filter's path ("auto", "shift", "batched"; the same result).
     Computes in float32 and returns `x`'s dtype and device.
     """
     del sigma  # Fooocus uses σ only to record eps for its "vae" refiner swap.
@@ -84,6 +86,6 @@ def fooocus_cfg(
     x0_cond32 = x0_cond.to(torch.float32)
     eps_cond = x32 - x0_cond32
     eps_uncond = x32 - x0_uncond.to(torch.float32)
-    eps_cond = sharpen_positive_eps(eps_cond, x0_cond32, params.sharpness, progress)
+    eps_cond = sharpen_positive_eps(eps_cond, x0_cond32, params.sharpness, progress, filter_method)
     eps_final = adaptive_cfg(eps_uncond, eps_cond, cfg_scale, params.adaptive_cfg, progress)
     return (x32 - eps_final).to(x.dtype)

@@ -221,7 +221,8 @@ def write_fooocus_result(state: GenerationState, x_out: torch.Tensor, stash: Den
     single = [len(entries) == 1 and entries[0][1] == 1.0 for entries in stash.conds_list]
     if all(single):
         effective = rows[[entries[0][0] for entries in stash.conds_list]]
-    denoised = fooocus_cfg(stash.x, effective, u, stash.sigma, w, state.params, stash.progress).to(torch.float32)
+    denoised = fooocus_cfg(stash.x, effective, u, stash.sigma, w, state.params, stash.progress,
+                           state.filter_method).to(torch.float32)
 
     # host: D_i = u_i + w·Σ_j w_j·(c_j − u_i)  ⇒  Σ_j w_j·(c_j' − u_i) must equal (D_i − u_i)/w
     target = (denoised - u) / w

@@ -190,7 +190,7 @@ def fooocus_denoised(state: GenerationState, args: dict[str, Any]) -> torch.Tens
     strengths = [float(item.get("strength", 1.0)) for item in (args.get("cond") or []) if hasattr(item, "get")]
     if strengths and not is_close_to_one(sum(strengths)):
         x0_cond = x0_uncond + (denoised - x0_uncond) / float(cond_scale)  # the host's own AND semantics
-    return fooocus_cfg(x, x0_cond, x0_uncond, sigma, float(cond_scale), state.params, progress)
+    return fooocus_cfg(x, x0_cond, x0_uncond, sigma, float(cond_scale), state.params, progress, state.filter_method)
 
 
 def chained_cfg(state: GenerationState, other: Any, args: dict[str, Any], cond_scale: float, progress: torch.Tensor) -> torch.Tensor:
@@ -199,7 +199,7 @@ def chained_cfg(state: GenerationState, other: Any, args: dict[str, Any], cond_s
     from lib_fooocus.guidance.sharpness import sharpen_positive_eps
 
     x, x0_cond, x0_uncond, sigma = args["input"], args["cond_denoised"], args["uncond_denoised"], args["sigma"]
-    eps_cond = sharpen_positive_eps(x - x0_cond, x0_cond, state.params.sharpness, progress)
+    eps_cond = sharpen_positive_eps(x - x0_cond, x0_cond, state.params.sharpness, progress, state.filter_method)
     scale = float(effective_cfg_scale(cond_scale, state.params.adaptive_cfg, progress).reshape(-1)[0])
     cfg_args = {
         "cond": eps_cond,

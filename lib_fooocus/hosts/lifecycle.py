@@ -65,6 +65,9 @@ class GenerationState:
     forge_cond_scale: float | None = None
     forge_installs: int = 0
     forge_replaced: list[tuple[Any, Any]] = field(default_factory=list)
+    # The sharpness filter's path ("auto", "shift", "batched"), from the WebUI setting; passed to
+    # the guidance functions as a plain argument.
+    filter_method: str = "auto"
 
     def owns(self, denoiser: Any = None) -> bool:
         """True when a callback firing now belongs to this generation (see the module docstring)."""
@@ -234,12 +237,12 @@ class CallbackAdapter:
 
     # -- HostAdapter interface --------------------------------------------------------------------
 
-    def begin_generation(self, p: Any, params: FooocusParams) -> None:
+    def begin_generation(self, p: Any, params: FooocusParams, *, filter_method: str = "auto") -> None:
         if state_of(p) is not None or STATE_ATTRIBUTE in getattr(p, "__dict__", {}):
             self.end_generation(p)
         if not params.enabled:
             return
-        state = GenerationState(p=p, params=params, host=self.name)
+        state = GenerationState(p=p, params=params, host=self.name, filter_method=filter_method)
         attach_state(p, state)
         wrap_sample(p, state, lambda: self._install(state), lambda: self._uninstall(state))
 

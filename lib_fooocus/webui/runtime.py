@@ -70,7 +70,7 @@ class Runtime:
         adapter = None
         try:
             adapter = self.get_adapter()
-            adapter.begin_generation(p, params)
+            adapter.begin_generation(p, params, filter_method=settings.filter_method())
             return True
         except Exception:
             log.exception("Fooocus: could not install the sampling hooks; this generation runs without Fooocus")

@@ -29,6 +29,10 @@ KEY_EXPANSION_UNLOAD = "fooocus_expansion_unload"
 KEY_EXPANSION_DOWNLOAD = "fooocus_expansion_allow_download"
 KEY_STYLES_FOOOCUS_DIR = "fooocus_styles_fooocus_dir"
 KEY_STYLES_EXTRA = "fooocus_styles_extra"
+KEY_FILTER_METHOD = "fooocus_sharpness_filter"
+
+# The sharpness filter's two exact paths (`lib_fooocus.guidance.sharpness.joint_bilateral_filter`).
+FILTER_METHOD_CHOICES = ("auto", "shift", "batched")
 
 DEVICE_TEXT_ENCODER = "Text encoder device"
 DEVICE_CPU = "CPU"
@@ -61,7 +65,7 @@ class OptionSpec:
 # never by `override_settings` or POST /sdapi/v1/options.
 UI_ONLY_KEYS = frozenset({
     KEY_EXPANSION_DIR, KEY_EXPANSION_DOWNLOAD, KEY_EXPANSION_REPO, KEY_EXPANSION_REVISION,
-    KEY_STYLES_FOOOCUS_DIR, KEY_STYLES_EXTRA,
+    KEY_STYLES_FOOOCUS_DIR, KEY_STYLES_EXTRA, KEY_FILTER_METHOD,
 })
 
 
@@ -98,6 +102,10 @@ def option_specs() -> list[OptionSpec]:
         OptionSpec(KEY_EXPANSION_DEVICE, DEVICE_TEXT_ENCODER, "Run the expansion on", "radio",
                    {"choices": list(DEVICE_CHOICES)}, info="the text encoder's device uses fp16 on a GPU"),
         OptionSpec(KEY_EXPANSION_UNLOAD, False, "Unload the expansion model after each generation", "checkbox"),
+        OptionSpec(KEY_FILTER_METHOD, "auto", "Sharpness filter path", "radio",
+                   {"choices": list(FILTER_METHOD_CHOICES)},
+                   info="same result either way; auto = batched on GPUs and multi-threaded CPUs, shift on one "
+                        "CPU thread; batched = few large operations; shift = least work, ~1,000 small operations"),
     ]
     return [replace(spec, ui_only=True) if spec.key in UI_ONLY_KEYS else spec for spec in specs]
 
@@ -120,6 +128,17 @@ def read(key: str, default: Any = None) -> Any:
     except Exception:  # an Options object mid-initialisation
         return fallback
     return fallback if value is None else value
+
+
+def filter_method() -> str:
+    """The sharpness filter path from the settings; an unknown value (a hand-edited config.json)
+    falls back to "auto" with a warning."""
+    value = str(read(KEY_FILTER_METHOD) or "auto").strip().lower()
+    if value not in FILTER_METHOD_CHOICES:
+        log.warning("Fooocus: setting %s=%r is not one of %s; using auto", KEY_FILTER_METHOD, value,
+                    ", ".join(FILTER_METHOD_CHOICES))
+        return "auto"
+    return value
 
 
 def parse_style_list(text: Any) -> list[str]:

@@ -591,13 +591,13 @@ class A1111Host:
 class ScriptStandIn:
     """What `scripts/fooocus.py` does with the adapter (the Script helper's contract)."""
 
-    def __init__(self, adapter, params):
-        self.adapter, self.params = adapter, params
+    def __init__(self, adapter, params, filter_method="auto"):
+        self.adapter, self.params, self.filter_method = adapter, params, filter_method
         self.calls: list[str] = []
 
     def process(self, p):
         self.calls.append("process")
-        self.adapter.begin_generation(p, self.params)
+        self.adapter.begin_generation(p, self.params, filter_method=self.filter_method)
 
     def process_batch(self, p):
         self.calls.append("process_batch")
