@@ -86,6 +86,13 @@ def check_probe(probe: dict, major: str) -> None:
             for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
                          "expansion_status", "expansion_retry"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
+        # "starts open": the page configuration renders the InputAccordion open while its input
+        # value, the API default, stays False (the page's script switches the input on)
+        starts_open = result["starts_open"]
+        assert starts_open["value"] is False
+        if host != "a1111-1.6":
+            assert starts_open["has_accordion"] and starts_open["accordion_open"] is True
+            assert 'data-open="1"' in starts_open["carrier"]
 
 
 def test_ui_builds_under_gradio4(gradio4_probe: dict) -> None:
@@ -205,3 +212,123 @@ def test_each_control_shows_its_own_tooltip_in_headless_chromium(tmp_path: Path)
     assert results["search"] == fooocus_ui.STYLE_SEARCH_HELP
     assert results["refresh"] == fooocus_ui.STYLE_REFRESH_HELP
     assert results["license"] is None
+
+
+# Forge main's page at load, trimmed. Gradio 4 renders the InputAccordion from the page
+# configuration (`__OPEN__`, the input's value False) and runs the page-load events (`__LOAD__`: the
+# values they put into the input). The host's `inputAccordion.js` (copied below, trimmed) comes
+# before the extensions' scripts, so its onUiLoaded callback runs first. A moment after load gradio
+# re-applies the components' configured props: seen on real Forge main, the accordion's `open`
+# class went away ~1 s after a script's click (no click event), and every InputAccordion input got
+# a change event with its configured value; a value set only through the page (`updateInput`) is
+# not kept, one set by a load event is.
+FORGE_ACCORDION_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">
+<script>
+  window.gradioApp = function () { return document; };
+  window.__loaded = [];
+  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
+  window.__stored = false;  // the input's value in gradio's store (configuration, load events)
+  window.__value = false;   // the input's current value
+  function gradioSetValue(checked, store) {  // gradio sets the value; .change() calls the host
+    window.__value = checked;
+    if (store) { window.__stored = checked; }
+    document.querySelector("#__ID__-checkbox input").checked = checked;
+    setTimeout(function () { inputAccordionChecked("__ID__", checked); }, 0);
+  }
+  window.updateInput = function (target) {  // the host's: the page tells gradio the box changed
+    if (target.checked !== window.__value) { gradioSetValue(target.checked, false); }
+  };
+  function inputAccordionChecked(id, checked) {
+    var accordion = gradioApp().getElementById(id);
+    accordion.visibleCheckbox.checked = checked;
+    accordion.onVisibleCheckboxChange();
+  }
+  function setupAccordion(accordion) {
+    var labelWrap = accordion.querySelector(".label-wrap");
+    var gradioCheckbox = gradioApp().querySelector("#" + accordion.id + "-checkbox input");
+    var span = labelWrap.querySelector("span");
+    var linked = true;
+    var isOpen = function () { return labelWrap.classList.contains("open"); };
+    new MutationObserver(function (mutations) {
+      mutations.forEach(function () {
+        accordion.classList.toggle("input-accordion-open", isOpen());
+        if (linked) {
+          accordion.visibleCheckbox.checked = isOpen();
+          accordion.onVisibleCheckboxChange();
+        }
+      });
+    }).observe(labelWrap, {attributes: true, attributeFilter: ["class"]});
+    var visibleCheckbox = document.createElement("INPUT");
+    visibleCheckbox.type = "checkbox";
+    visibleCheckbox.checked = isOpen();
+    visibleCheckbox.id = accordion.id + "-visible-checkbox";
+    span.insertBefore(visibleCheckbox, span.firstChild);
+    accordion.visibleCheckbox = visibleCheckbox;
+    accordion.onVisibleCheckboxChange = function () {
+      if (linked && isOpen() != visibleCheckbox.checked) {
+        labelWrap.click();
+      }
+      gradioCheckbox.checked = visibleCheckbox.checked;
+      updateInput(gradioCheckbox);
+    };
+    visibleCheckbox.addEventListener("click", function (event) { linked = false; event.stopPropagation(); });
+    visibleCheckbox.addEventListener("input", accordion.onVisibleCheckboxChange);
+  }
+  onUiLoaded(function () {
+    for (var accordion of gradioApp().querySelectorAll(".input-accordion")) { setupAccordion(accordion); }
+  });
+</script>
+<script src="fooocus_ui.js"></script>
+</head><body>
+<div id="__ID__-checkbox" class="block gradio-checkbox hidden"><input type="checkbox"></div>
+<div id="__ID__" class="block gradio-accordion input-accordion">
+  <button class="label-wrap"><span>Fooocus</span><span class="icon">&#9660;</span></button>
+  <div><div id="t_sharpness" class="block"><label><span>Sharpness</span><input type="range"></label></div>
+  __CARRIER__</div>
+</div>
+<pre id="results"></pre>
+<script>
+  var configuredOpen = __OPEN__;
+  var label = document.querySelector("#__ID__ .label-wrap");
+  label.classList.toggle("open", configuredOpen);  // svelte's class:open from the configuration
+  label.addEventListener("click", function () { label.classList.toggle("open"); });  // open = !open
+  window.__loaded.forEach(function (callback) { callback(); });
+  setTimeout(function () {
+    __LOAD__.forEach(function (value) { gradioSetValue(value, true); });  // the page-load events
+    setTimeout(function () {
+      label.classList.toggle("open", configuredOpen);  // gradio re-applies the configured props
+      gradioSetValue(window.__stored, false);
+      setTimeout(function () {
+        document.getElementById("results").textContent = "RESULTS:" + JSON.stringify({
+          open: label.classList.contains("open"),
+          visible_checked: document.getElementById("__ID__-visible-checkbox").checked,
+          gradio_value: window.__value
+        });
+      }, 200);
+    }, 400);
+  }, 100);
+</script>
+</body></html>
+"""
+
+
+@needs_chromium
+def test_starts_open_setting_opens_and_enables_the_accordion_on_forge_main(gradio4_probe: dict, tmp_path: Path) -> None:
+    # Seen on real Forge main (issue #10, item 16): with "starts open" on, the script's click opened
+    # the accordion, then gradio put back the configured open=False and the host unchecked it.
+    built = gradio4_probe["forge-main"]["starts_open"]
+    load_values = []
+    for js, backend in built["load_sets_on"]:
+        assert backend is False and js.replace(" ", "") == "()=>true"
+        load_values.append(True)
+    page = (FORGE_ACCORDION_PAGE.replace("__CARRIER__", built["carrier"])
+            .replace("__OPEN__", "true" if built["accordion_open"] else "false")
+            .replace("__LOAD__", json.dumps(load_values))
+            .replace("__ID__", built["accordion_id"]))
+    (tmp_path / "index.html").write_text(page, encoding="utf-8")
+    shutil.copy(REPO / "javascript" / "fooocus_ui.js", tmp_path)
+    results = page_results((tmp_path / "index.html").as_uri(), tmp_path / "profile", budget_ms=5000,
+                           extra_flags=("--allow-file-access-from-files",))
+    assert results == {"open": True, "visible_checked": True, "gradio_value": True}
+    assert built["value"] is False  # the API default is unchanged

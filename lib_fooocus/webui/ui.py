@@ -120,6 +120,31 @@ def tooltip_html(tooltips: dict[str, str], tabname: str, open_on_load: bool = Fa
     )
 
 
+def _render_open(gr: Any, input_accordion: Any) -> None:
+    """The "starts open" setting for an InputAccordion whose input value stays False (the API
+    default): the page configuration renders its accordion open, and a page-load event sets the
+    input to True through gradio, which tells the host's accordion script (`inputAccordionChecked`).
+
+    Opening it by a click in the page does not last under gradio 4 (Forge main): a moment after
+    load gradio re-applies the components' configured props, the accordion's `open` (False) and the
+    input's value (False, whose change event makes the host close the accordion again). With both
+    the configured `open` and gradio's own value saying "on", nothing is put back."""
+    inner = getattr(input_accordion, "accordion", None)
+    if inner is not None and hasattr(inner, "open"):
+        inner.open = True
+    try:
+        from gradio.context import Context
+
+        root = Context.root_block
+    except ImportError:
+        root = None
+    if root is None or not hasattr(root, "load"):
+        return
+    major = int(str(getattr(gr, "__version__", "4")).split(".", 1)[0] or 4)
+    js_argument = {"js": "() => true"} if major >= 4 else {"_js": "() => true"}
+    root.load(fn=None, inputs=None, outputs=[input_accordion], **js_argument)
+
+
 def build_ui(
     *,
     tabname: str,
@@ -153,6 +178,8 @@ def build_ui(
     if accordion_class is not None:
         accordion = accordion_class(False, label=enabled_spec.label, elem_id=elem_id("enabled"))
         by_name["enabled"] = accordion
+        if accordion_open:
+            _render_open(gr, accordion)
     else:
         accordion = gr.Accordion(enabled_spec.label, open=accordion_open, elem_id=elem_id("accordion"))
     result.accordion = accordion

@@ -137,8 +137,47 @@ def main(host: str) -> dict:
             ),
             "elem_ids": sorted(str(getattr(b, "elem_id", "")) for b in demo.blocks.values() if getattr(b, "elem_id", None)),
         }
+    result["starts_open"] = _starts_open(module, gr, fakes)
     result["callbacks"] = {k: len(v) for k, v in fakes.script_callbacks.callbacks.items()}
     return result
+
+
+def _starts_open(module, gr, fakes) -> dict:
+    """The txt2img accordion built with the "starts open" setting on, as the page's configuration
+    (what the browser receives) shows it: the accordion's `open`, the input's value, the carrier."""
+    from modules import shared
+
+    saved = dict(shared.opts.data)
+    shared.opts.fooocus_accordion_open = True
+    try:
+        script = module.FooocusScript()
+        script.is_img2img = False
+        with gr.Blocks() as demo:
+            components = script.ui(False)
+        config = demo.get_config_file()
+    finally:
+        shared.opts.data.clear()
+        shared.opts.data.update(saved)
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c.get("props", {}).get("elem_id")}
+    accordion_id = script.elem_id("enabled")
+    carrier = props.get(script.elem_id("tooltips"), {})
+    box = components[0]._id
+    on_load = [d for d in config["dependencies"] if _is_load(d) and box in d.get("outputs", [])]
+    return {
+        "accordion_id": accordion_id,
+        "has_accordion": accordion_id in props,
+        "accordion_open": props.get(accordion_id, {}).get("open"),
+        "value": components[0].value,
+        "carrier": carrier.get("value"),
+        # a page-load event puts True into the input, through gradio, without a backend call
+        "load_sets_on": [(d.get("js") or d.get("frontend_fn"), d.get("backend_fn")) for d in on_load],
+    }
+
+
+def _is_load(dependency: dict) -> bool:
+    if "targets" in dependency:  # gradio 4: [[block id, event], ...]
+        return any(target[1] == "load" for target in dependency["targets"] if isinstance(target, (list, tuple)))
+    return dependency.get("trigger") == "load"  # gradio 3
 
 
 def main_all(hosts: list[str]) -> dict:
