@@ -516,3 +516,50 @@ def test_interrupt_stops_the_expansions_between_images(host, script) -> None:
     p = make_p(host, prompt="a cat", batch_size=3, seed=20)
     script.process(p, {"enabled": True, "styles": [], "expansion": True})
     assert len(expander.calls) == 3
+
+
+class BatchingExpander(FakeExpander):
+    """An expander with `expand_batch`, as the real service has."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[tuple[str, list[int]]] = []
+
+    def expand_batch(self, prompt: str, seeds: list[int]) -> list[str]:
+        self.batches.append((prompt, list(seeds)))
+        return [f"exp{seed} words" for seed in seeds]
+
+
+def test_a_batch_is_expanded_in_one_call_per_host_batch(host, script) -> None:
+    expander = BatchingExpander()
+    script.runtime.get_expander = lambda: expander
+    p = make_p(host, prompt="a cat", batch_size=4, n_iter=2, seed=10, enable_hr=True, hr_prompt="a dog")
+    p.all_seeds[5] = p.all_seeds[4]  # equal (text, seed) pairs are expanded once
+    script.process(p, {"enabled": True, "styles": [], "expansion": True})
+    assert expander.batches == [
+        ("a cat", [10, 11, 12, 13]),
+        ("a cat", [14, 16, 17]),
+        ("a dog", [10, 11, 12, 13]),
+        ("a dog", [14, 16, 17]),
+    ]
+    assert expander.calls == []  # no one-seed calls
+    seeds = [10, 11, 12, 13, 14, 14, 16, 17]
+    assert p.all_prompts == [f"a cat BREAK exp{seed} words" for seed in seeds]
+    assert p.all_hr_prompts == [f"a dog BREAK exp{seed} words" for seed in seeds]
+
+
+def test_interrupt_stops_the_batched_expansions_between_batches(host, script) -> None:
+    state = host.shared.state
+
+    class InterruptingBatches(BatchingExpander):
+        def expand_batch(self, prompt: str, seeds: list[int]) -> list[str]:
+            state.interrupt()
+            return super().expand_batch(prompt, seeds)
+
+    expander = InterruptingBatches()
+    script.runtime.get_expander = lambda: expander
+    p = make_p(host, prompt="a cat", batch_size=3, n_iter=3, seed=10)
+    script.process(p, {"enabled": True, "styles": [], "expansion": True})
+    assert expander.batches == [("a cat", [10, 11, 12])]
+    assert p.all_prompts[:3] == [f"a cat BREAK exp{seed} words" for seed in (10, 11, 12)]
+    assert p.all_prompts[3:] == ["a cat"] * 6
