@@ -315,3 +315,62 @@ def test_exact_head_is_automatic_by_dtype(model_dir, engine, exact_engine):
     assert exact_engine.exact_head is True
     assert FooocusExpansion(model_dir, dtype=torch.float16).exact_head is True
     assert FooocusExpansion(model_dir, dtype=torch.float16, exact_head=False).exact_head is False
+
+
+# ---- batched expansion -----------------------------------------------------------------------------
+
+BATCH_SEEDS = {
+    1: [42],
+    2: [3, 2**32 + 9],
+    5: [1, 99, 123456789, 7, 2**31],
+}
+
+
+@pytest.mark.parametrize("count", sorted(BATCH_SEEDS))
+@pytest.mark.parametrize("exact", [False, True], ids=["fast-head", "exact-head"])
+def test_expand_batch_is_token_exact_to_sequential_expands(engine, exact_engine, count, exact):
+    current = exact_engine if exact else engine
+    seeds = BATCH_SEEDS[count]
+    for prompt in ("a photo of the cat", "kaka lolo with the river"):
+        prompt_ids = current.encode(safe_str(prompt) + ",")
+        new_tokens = max_new_tokens_for(len(prompt_ids))
+        rows = current.sample_tokens_batch(prompt_ids, new_tokens, [s % 2**32 for s in seeds])
+        assert rows == [current.sample_tokens(prompt_ids, new_tokens, s % 2**32) for s in seeds]
+        texts = current.expand_batch(prompt, seeds)
+        assert texts == [current.expand(prompt, s) for s in seeds]
+        if count == 5:
+            assert len(set(texts)) == 5
+            assert len({len(text) for text in texts}) > 1  # the rows' texts end at different lengths
+
+
+def test_expand_batch_rows_equal_generate_reference(engine, model_dir):
+    seeds = [5, 6, 2**32 - 1]
+    prompt_ids = engine.encode("a house,")
+    rows = engine.sample_tokens_batch(prompt_ids, max_new_tokens_for(len(prompt_ids)), seeds)
+    assert rows == [reference_generate(engine.model, model_dir, prompt_ids, seed) for seed in seeds]
+
+
+def test_expand_batch_prompt_lengths_and_edge_cases(engine):
+    near_full = "kaka" + " kaka" * 72  # 74 tokens with the comma: one new token per row
+    assert len(engine.encode(near_full + ",")) == 74
+    full = "kaka" + " kaka" * 73
+    too_long = " ".join(["the cat"] * 130)
+    for prompt in (near_full, "dog " * 40, full, too_long, ""):
+        seeds = [11, 12, 13, 14, 15]
+        assert engine.expand_batch(prompt, seeds) == [engine.expand(prompt, s) for s in seeds]
+    assert engine.expand_batch("a house", []) == []
+
+
+def test_expand_batch_computes_equal_seeds_once(engine, monkeypatch):
+    calls = []
+    original = engine.sample_tokens_batch
+
+    def recording(prompt_ids, new_tokens, seeds):
+        calls.append(list(seeds))
+        return original(prompt_ids, new_tokens, seeds)
+
+    monkeypatch.setattr(engine, "sample_tokens_batch", recording)
+    texts = engine.expand_batch("a house", [5, 7, 5 + 2**32, 5])
+    assert calls == [[5, 7]]
+    assert texts[0] == texts[2] == texts[3] == engine.expand("a house", 5)
+    assert texts[1] == engine.expand("a house", 7) != texts[0]

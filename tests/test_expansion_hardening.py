@@ -356,3 +356,26 @@ def test_rest_cli_preview_and_generation_expand_the_same_text(ready, monkeypatch
     assert by_preview == by_generation
     assert by_rest == by_generation
     assert by_cli == by_generation
+
+
+def test_generation_batch_through_the_service_equals_one_expand_per_image(ready):
+    from lib_fooocus.params import FooocusParams
+    from lib_fooocus.styles.library import StyleLibrary
+    from lib_fooocus.text import expansion_source
+    from lib_fooocus.webui.generation import rewrite_prompts
+
+    service = ExpansionService(
+        ExpansionSettings(
+            model_dir=str(ready), allow_download=False, source=ExpansionSource(hashes=small_file_hashes(ready))
+        )
+    )
+    prompt, seeds = "a photo of the cat <lora:x:1>", [5, 6, 5, 2**32 + 6]
+    p = types.SimpleNamespace(
+        all_prompts=[prompt] * 4, all_negative_prompts=[""] * 4, all_seeds=seeds, batch_size=4
+    )
+    params = FooocusParams(enabled=True, expansion=True)
+    rewrite = rewrite_prompts(p, params, StyleLibrary.from_styles([]), service.expand, None, service.expand_batch)
+    expected = [service.expand(expansion_source(prompt), seed) for seed in seeds]
+    assert rewrite.expansions == expected
+    assert len(set(expected)) == 2  # 6 and 2**32 + 6 are the same seed to the expansion
+    assert service.expand_batch("", [1, 2]) == ["", ""]

@@ -572,7 +572,8 @@ def test_unload_also_runs_for_a_failed_generation(host, script, monkeypatch) -> 
     service = script.context.expansion_service()
     unloaded = []
     monkeypatch.setattr(service, "unload", lambda: unloaded.append(True))
-    monkeypatch.setattr(service, "expand", lambda prompt, seed: f"{prompt}, expanded")
+    monkeypatch.setattr(service, "expand", lambda prompt, seed, **_: f"{prompt}, expanded")
+    monkeypatch.setattr(service, "expand_batch", lambda prompt, seeds, **_: [f"{prompt}, expanded" for _ in seeds])
     p = make_p(host, prompt="a cat")
     script.process(p, {"enabled": True, "expansion": True, "styles": []})
     assert p.all_prompts == ["a cat BREAK a cat, expanded"]
@@ -599,3 +600,50 @@ def test_failed_hook_install_leaves_the_generation_as_without_fooocus(host, scri
     script.process_batch(p, batch_number=0, prompts=[], seeds=[], subseeds=[])
     script.postprocess(p, None)
     assert [kind for kind, _ in adapter.calls] == ["begin", "end"]  # the cleanup, nothing after it
+
+
+class BatchingExpander(FakeExpander):
+    """An expander with `expand_batch`, as the real service has."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[tuple[str, list[int]]] = []
+
+    def expand_batch(self, prompt: str, seeds: list[int]) -> list[str]:
+        self.batches.append((prompt, list(seeds)))
+        return [f"exp{seed} words" for seed in seeds]
+
+
+def test_a_batch_is_expanded_in_one_call_per_host_batch(host, script) -> None:
+    expander = BatchingExpander()
+    script.runtime.get_expander = lambda: expander
+    p = make_p(host, prompt="a cat", batch_size=4, n_iter=2, seed=10, enable_hr=True, hr_prompt="a dog")
+    p.all_seeds[5] = p.all_seeds[4]  # equal (text, seed) pairs are expanded once
+    script.process(p, {"enabled": True, "styles": [], "expansion": True})
+    assert expander.batches == [
+        ("a cat", [10, 11, 12, 13]),
+        ("a cat", [14, 16, 17]),
+        ("a dog", [10, 11, 12, 13]),
+        ("a dog", [14, 16, 17]),
+    ]
+    assert expander.calls == []  # no one-seed calls
+    seeds = [10, 11, 12, 13, 14, 14, 16, 17]
+    assert p.all_prompts == [f"a cat BREAK exp{seed} words" for seed in seeds]
+    assert p.all_hr_prompts == [f"a dog BREAK exp{seed} words" for seed in seeds]
+
+
+def test_interrupt_stops_the_batched_expansions_between_batches(host, script) -> None:
+    state = host.shared.state
+
+    class InterruptingBatches(BatchingExpander):
+        def expand_batch(self, prompt: str, seeds: list[int]) -> list[str]:
+            state.interrupt()
+            return super().expand_batch(prompt, seeds)
+
+    expander = InterruptingBatches()
+    script.runtime.get_expander = lambda: expander
+    p = make_p(host, prompt="a cat", batch_size=3, n_iter=3, seed=10)
+    script.process(p, {"enabled": True, "styles": [], "expansion": True})
+    assert expander.batches == [("a cat", [10, 11, 12])]
+    assert p.all_prompts[:3] == [f"a cat BREAK exp{seed} words" for seed in (10, 11, 12)]
+    assert p.all_prompts[3:] == ["a cat"] * 6

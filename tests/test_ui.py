@@ -83,6 +83,16 @@ def check_probe(probe: dict, major: str) -> None:
             assert built["status"]["retry_text"].startswith("status after ")
             assert built["status"]["retry_text"] != built["status"]["value"]
             assert built["status"]["preview_updates_status"] is True
+            # the schedule plot: drawn from the tab's steps/CFG/sampler at build time, redrawn on
+            # changes of those and of the three Fooocus sliders it depends on
+            schedule = built["schedule"]
+            assert "30 steps (Karras): CFG 7 → 9;" in schedule["initial"]
+            assert schedule["host_inputs"] is True
+            assert schedule["triggers"] == sorted(
+                [f"{tab}_steps", f"{tab}_cfg_scale", f"{tab}_sampling"]
+                + [f"script_{tab}_fooocus_{name}" for name in ("sharpness", "adaptive_cfg", "adm_scaler_end")]
+            )
+            assert "10 steps (Uniform): CFG 7 → 9;" in schedule["redrawn"]
             for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
                          "expansion_status", "expansion_retry"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,14 +210,23 @@ class FooocusExpansion:
 
     def expand(self, prompt: str, seed: int) -> str:
         """Fooocus's expansion of `prompt` for `seed`: the cleaned prompt, ',', then allowed words."""
+        return self.expand_batch(prompt, [seed])[0]
+
+    def expand_batch(self, prompt: str, seeds: Sequence[int]) -> list[str]:
+        """`[expand(prompt, s) for s in seeds]`, computed together: the shared prompt is run once per
+        row in one batched forward and the rows are decoded side by side, each drawing from its own
+        generator (seeded as `expand` seeds it), so each row draws exactly what `expand` draws. Equal
+        seeds (mod 2**32) are computed once."""
+        seeds = [int(seed) % SEED_LIMIT for seed in seeds]
+        if not seeds:
+            return []
         if prompt == "":
-            return ""
-        seed = int(seed) % SEED_LIMIT
+            return [""] * len(seeds)
         text = safe_str(prompt) + ","
         prompt_ids = self.encode(text)
         new_tokens = max_new_tokens_for(len(prompt_ids))
         if new_tokens == 0:
-            return text[:-1]
+            return [text[:-1]] * len(seeds)
         if len(prompt_ids) + new_tokens > self.max_positions:
             # Fooocus's generate() would fail on positions past the model's 1024; keep the prompt as is.
             log.warning(
@@ -225,57 +234,74 @@ class FooocusExpansion:
                 len(prompt_ids),
                 self.max_positions,
             )
-            return text[:-1]
+            return [text[:-1]] * len(seeds)
+        unique = list(dict.fromkeys(seeds))
         with self._lock:
-            generated = self.sample_tokens(prompt_ids, new_tokens, seed)
-        decoded = self.decode(prompt_ids + generated)
-        return safe_str(apply_cleanup_spaces(decoded))
+            rows = self.sample_tokens_batch(prompt_ids, new_tokens, unique)
+        texts = {
+            seed: safe_str(apply_cleanup_spaces(self.decode(prompt_ids + generated)))
+            for seed, generated in zip(unique, rows)
+        }
+        return [texts[seed] for seed in seeds]
 
     def sample_tokens(self, prompt_ids: list[int], max_new_tokens: int, seed: int) -> list[int]:
         """The new token ids `generate()` would sample after `set_seed(seed)`."""
+        return self.sample_tokens_batch(prompt_ids, max_new_tokens, [seed])[0]
+
+    def sample_tokens_batch(
+        self, prompt_ids: list[int], max_new_tokens: int, seeds: Sequence[int]
+    ) -> list[list[int]]:
+        """`[sample_tokens(prompt_ids, max_new_tokens, s) for s in seeds]`, decoded as one batch."""
         import torch
 
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(int(seed))
+        generators = []
+        for seed in seeds:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(int(seed))
+            generators.append(generator)
         step = self._exact_step if self.exact_head else self._fast_step
-        state = self._initial_state(prompt_ids)
+        state = self._initial_state(prompt_ids, len(generators))
         with torch.inference_mode():
-            return self._decode_loop(prompt_ids, max_new_tokens, generator, step, state)
+            return self._decode_loop(prompt_ids, max_new_tokens, generators, step, state)
 
     # ---- the decode loop -----------------------------------------------------------------------
 
-    def _initial_state(self, prompt_ids: list[int]) -> dict[str, Any]:
+    def _initial_state(self, prompt_ids: list[int], rows: int) -> dict[str, Any]:
         import torch
 
         if self.exact_head:
             bias = self.base_bias.clone()
             bias[0, prompt_ids] = NEG_INF
             bias[0, self.comma_id] = 0.0
-            return {"bias": bias}
+            return {"bias": bias.repeat(rows, 1)}
         bias = torch.zeros((1, len(self._allowed_index)), dtype=torch.float32, device=self.device)
         banned = [self._allowed_index[t] for t in set(prompt_ids) if t in self._allowed_index]
         bias[0, banned] = NEG_INF
         bias[0, self._comma_index] = 0.0
-        scores = torch.full((1, self.vocab_size), float("-inf"), dtype=torch.float32, device=self.device)
-        return {"bias": bias, "scores": scores}
+        scores = torch.full((rows, self.vocab_size), float("-inf"), dtype=torch.float32, device=self.device)
+        return {"bias": bias.repeat(rows, 1), "scores": scores}
 
     def _decode_loop(
         self,
         prompt_ids: list[int],
         max_new_tokens: int,
-        generator: Any,
+        generators: list[Any],
         step: Callable[[Any, dict[str, Any], bool], Any],
         state: dict[str, Any],
-    ) -> list[int]:
+    ) -> list[list[int]]:
+        """Rows share the prompt and the number of new tokens (no token can end a row early: the end
+        token carries the -8192 bias, so its probability is exactly 0). Row i draws only from
+        `generators[i]`, with `multinomial` on its own (1, vocab) row, as the one-row loop does."""
         import torch
 
+        rows = len(generators)
         total = len(prompt_ids) + max_new_tokens
-        attention_mask = torch.ones((1, total), dtype=torch.long, device=self.device)
-        positions = torch.arange(total, dtype=torch.long, device=self.device).unsqueeze(0)
-        current = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        attention_mask = torch.ones((rows, total), dtype=torch.long, device=self.device)
+        positions = torch.arange(total, dtype=torch.long, device=self.device).unsqueeze(0).expand(rows, -1)
+        current = torch.tensor([prompt_ids] * rows, dtype=torch.long, device=self.device)
         done = 0
         past = None
-        generated: list[int] = []
+        generated: list[list[int]] = [[] for _ in range(rows)]
         for _ in range(max_new_tokens):
             end = done + current.shape[1]
             # Same inputs as generate() passes (2-D all-ones mask, explicit positions), so the
@@ -291,21 +317,25 @@ class FooocusExpansion:
             past = outputs.past_key_values
             scores = step(outputs.last_hidden_state, state, done == 0)
             probs = torch.nn.functional.softmax(scores, dim=-1)
-            token = torch.multinomial(probs, num_samples=1, generator=generator)
-            token_id = int(token.item())
-            generated.append(token_id)
-            self._ban(token_id, state)
-            current = token.view(1, 1)
+            tokens = [
+                torch.multinomial(probs[row : row + 1], num_samples=1, generator=generator)
+                for row, generator in enumerate(generators)
+            ]
+            for row, token in enumerate(tokens):
+                token_id = int(token.item())
+                generated[row].append(token_id)
+                self._ban(row, token_id, state)
+            current = torch.cat(tokens, dim=0) if rows > 1 else tokens[0].view(1, 1)
             done = end
         return generated
 
-    def _ban(self, token_id: int, state: dict[str, Any]) -> None:
+    def _ban(self, row: int, token_id: int, state: dict[str, Any]) -> None:
         if token_id == self.comma_id:
             return
         if self.exact_head:
-            state["bias"][0, token_id] = NEG_INF
+            state["bias"][row, token_id] = NEG_INF
         elif token_id in self._allowed_index:
-            state["bias"][0, self._allowed_index[token_id]] = NEG_INF
+            state["bias"][row, self._allowed_index[token_id]] = NEG_INF
 
     def _exact_step(self, hidden: Any, state: dict[str, Any], first: bool) -> Any:
         """Full-vocabulary head, as generate() computes it."""
@@ -330,5 +360,5 @@ class FooocusExpansion:
         threshold = torch.topk(allowed_scores, k)[0][..., -1, None]
         allowed_scores = allowed_scores.masked_fill(allowed_scores < threshold, float("-inf"))
         scores = state["scores"]
-        scores[0].index_copy_(0, self.allowed_ids, allowed_scores[0])
+        scores.index_copy_(1, self.allowed_ids, allowed_scores)
         return scores

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +206,13 @@ class ExpansionService:
         if prompt == "":
             return ""
         return self.engine(wait).expand(prompt, seed)
+
+    def expand_batch(self, prompt: str, seeds: Sequence[int], *, wait: float | None = None) -> list[str]:
+        """`[expand(prompt, s) for s in seeds]`, decoded as one batch (see `FooocusExpansion.expand_batch`)."""
+        seeds = list(seeds)
+        if prompt == "" or not seeds:
+            return [""] * len(seeds)
+        return self.engine(wait).expand_batch(prompt, seeds)
 
     def finish_generation(self) -> None:
         """Call when a generation (or a preview / API request) is over: unloads if the setting says so."""

@@ -48,3 +48,12 @@ def progress_from_sigma(sigma: torch.Tensor, sigmas: torch.Tensor) -> torch.Tens
     t = timestep_from_sigma(sigma, sigmas)
     return (1.0 - t.to(torch.float32) / (NUM_TIMESTEPS - 1)).to(t.dtype)
 
+
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022) schedule of `steps` σ followed by a final 0 (as k-diffusion builds it)."""
+    # σ_i = (σ_max^(1/ρ) + i/(n−1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ
+    ramp = torch.linspace(0, 1, steps)
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
+    sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+    return torch.cat([sigmas, sigmas.new_zeros(1)])

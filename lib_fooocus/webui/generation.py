@@ -63,62 +63,69 @@ def rewrite_prompts(
     library: Any,
     expand: Callable[[str, int], str] | None,
     should_stop: Callable[[], bool] | None = None,
+    expand_batch: Callable[[str, list[int]], list[str]] | None = None,
 ) -> Rewrite | None:
     """Rewrite `p.all_prompts` & co. in place. None (nothing touched) when no style is selected and
-    the expansion is off. `expand(prompt, seed)` may raise: the generation then goes on without the
-    expansion, and the reason is logged once and kept in `Rewrite.expansion_error`. `should_stop()`
-    is asked before each expansion (the host's Interrupt): once true, no more expansions are run."""
+    the expansion is off.
+
+    The expansions are computed before any prompt is rewritten: each distinct (text, seed) pair once,
+    with `expand_batch(text, seeds)` (one batched call per host batch, `p.batch_size` images) when it
+    is given, else `expand(text, seed)` per image. Either may raise: the generation then goes on
+    without the expansions still missing, and the reason is logged once and kept in
+    `Rewrite.expansion_error`. `should_stop()` (the host's Interrupt) is asked before each call: once
+    true, no more expansions are run."""
     from lib_fooocus.styles.assembly import plan_prompt
     from lib_fooocus.styles.library import FOOOCUS_V2
 
-    use_expansion = wants_expansion(params) and expand is not None
+    use_expansion = wants_expansion(params) and (expand is not None or expand_batch is not None)
     styles = [name for name in known_styles(library, params.styles) if library.resolve(name) != FOOOCUS_V2]
     if not styles and not use_expansion:
         return None
 
     result = Rewrite()
-    cache: dict[tuple[str, int], str] = {}
-
-    def expansion_for(source: str, seed: int) -> str:
-        if not use_expansion or result.expansion_error or not source:
-            return ""
-        key = (source, seed)
-        if key not in cache:
-            if should_stop is not None and should_stop():
-                result.expansion_error = "interrupted"
-                log.info("Fooocus V2 expansion: interrupted, the remaining images are not expanded")
-                return ""
-            try:
-                cache[key] = expand(source, seed)
-            except Exception as error:  # a missing model must not stop the generation
-                result.expansion_error = str(error)
-                log.error("Fooocus V2 expansion skipped for this generation: %s", error)
-                return ""
-        return cache[key]
-
-    def final(prompt: str, negative: str, seed: int) -> tuple[str, str, str]:
-        plan = plan_prompt(library, prompt, negative, styles, seed)
-        expansion = expansion_for(plan.expansion_source, seed)
-        return plan.positive_text(expansion), plan.negative_text(), expansion
-
     prompts = list(p.all_prompts)
     negatives = list(getattr(p, "all_negative_prompts", None) or [""] * len(prompts))
     hr_prompts = _optional_list(p, "all_hr_prompts")
     hr_negatives = _optional_list(p, "all_hr_negative_prompts")
+
+    # 1. Plans per image (and per separate hires prompt), which say what to expand.
+    plans = []
     for index, (prompt, negative) in enumerate(zip(prompts, negatives)):
         seed = _seed_of(p, index)
-        new_prompt, new_negative, expansion = final(prompt, negative, seed)
-        result.original_prompts.append(prompt)
-        result.original_negatives.append(negative)
+        plan = plan_prompt(library, prompt, negative, styles, seed)
+        hr_plan = None
+        if hr_prompts is not None and index < len(hr_prompts):
+            hr_negative = hr_negatives[index] if hr_negatives is not None and index < len(hr_negatives) else negative
+            if not (hr_prompts[index] == prompt and hr_negative == negative):
+                # a separate hires prompt gets the same treatment with the same seed
+                hr_plan = plan_prompt(library, hr_prompts[index], hr_negative, styles, seed)
+        plans.append((seed, plan, hr_plan))
+
+    # 2. The expansions: each distinct (source, seed) once, a host batch per call.
+    wanted: dict[tuple[str, int], None] = {}
+    if use_expansion:
+        for seed, plan, hr_plan in plans:
+            for one in (plan, hr_plan):
+                if one is not None and one.expansion_source:
+                    wanted[(one.expansion_source, seed)] = None
+    per_call = max(1, int(getattr(p, "batch_size", 1) or 1)) if expand_batch is not None else 1
+    expansions = _run_expansions(list(wanted), per_call, expand, expand_batch, should_stop, result)
+
+    # 3. The final prompts.
+    for index, (seed, plan, hr_plan) in enumerate(plans):
+        expansion = expansions.get((plan.expansion_source, seed), "")
+        new_prompt, new_negative = plan.positive_text(expansion), plan.negative_text()
+        result.original_prompts.append(prompts[index])
+        result.original_negatives.append(negatives[index])
         result.prompts.append(new_prompt)
         result.negatives.append(new_negative)
         result.expansions.append(expansion)
         if hr_prompts is not None and index < len(hr_prompts):
-            hr_negative = hr_negatives[index] if hr_negatives is not None and index < len(hr_negatives) else negative
-            if hr_prompts[index] == prompt and hr_negative == negative:
+            if hr_plan is None:
                 hr_prompts[index], hr_negative = new_prompt, new_negative
-            else:  # a separate hires prompt gets the same treatment with the same seed
-                hr_prompts[index], hr_negative, _ = final(hr_prompts[index], hr_negative, seed)
+            else:
+                hr_expansion = expansions.get((hr_plan.expansion_source, seed), "")
+                hr_prompts[index], hr_negative = hr_plan.positive_text(hr_expansion), hr_plan.negative_text()
             if hr_negatives is not None and index < len(hr_negatives):
                 hr_negatives[index] = hr_negative
 
@@ -132,6 +139,43 @@ def rewrite_prompts(
     if hr_negatives is not None:
         p.all_hr_negative_prompts = hr_negatives
     return result
+
+
+def _run_expansions(
+    keys: list[tuple[str, int]],
+    per_call: int,
+    expand: Callable[[str, int], str] | None,
+    expand_batch: Callable[[str, list[int]], list[str]] | None,
+    should_stop: Callable[[], bool] | None,
+    result: Rewrite,
+) -> dict[tuple[str, int], str]:
+    """{(source, seed): expansion} for the `keys` (distinct, in image order) that could be computed.
+    Keys of one source are grouped, `per_call` seeds per call, in the order of their first image."""
+    by_source: dict[str, list[int]] = {}
+    for source, seed in keys:
+        by_source.setdefault(source, []).append(seed)
+    done: dict[tuple[str, int], str] = {}
+    for source, seeds in by_source.items():
+        for start in range(0, len(seeds), per_call):
+            chunk = seeds[start : start + per_call]
+            if should_stop is not None and should_stop():
+                result.expansion_error = "interrupted"
+                log.info("Fooocus V2 expansion: interrupted, the remaining images are not expanded")
+                return done
+            try:
+                if expand_batch is not None:
+                    texts = list(expand_batch(source, chunk))
+                    if len(texts) != len(chunk):
+                        msg = f"expand_batch returned {len(texts)} texts for {len(chunk)} seeds"
+                        raise RuntimeError(msg)
+                else:
+                    texts = [expand(source, seed) for seed in chunk]  # type: ignore[misc]
+            except Exception as error:  # a missing model must not stop the generation
+                result.expansion_error = str(error)
+                log.error("Fooocus V2 expansion skipped for this generation: %s", error)
+                return done
+            done.update(((source, seed), text) for seed, text in zip(chunk, texts))
+    return done
 
 
 def _optional_list(p: Any, name: str) -> list[str] | None:

@@ -50,6 +50,7 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
     seed = seen.get((tabname, "seed"))
     if not (_in_current_blocks(prompt) and _in_current_blocks(seed)):
         prompt = seed = None
+    schedule_inputs = _schedule_inputs(seen, tabname)
 
     def picker(elem_prefix: str, value: list[str]) -> Any:
         return build_style_picker(elem_prefix, context.style_library, context.reload_style_library, value=value)
@@ -76,7 +77,22 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
         known_style=context.resolve_style,
         paste_field_class=paste_field_class(),
         paste_cache=context.paste_cache,
+        schedule_inputs=schedule_inputs,
     )
+
+
+SCHEDULE_INPUT_NAMES = ("steps", "cfg_scale", "sampler", "scheduler")
+
+
+def _schedule_inputs(seen: dict[tuple[str, str], Any], tabname: str) -> dict[str, Any]:
+    """The tab's steps / CFG / sampler / scheduler components the Script saw being built (those of
+    the Blocks being built now only), for the schedule plot."""
+    found = {}
+    for name in SCHEDULE_INPUT_NAMES:
+        component = seen.get((tabname, name))
+        if component is not None and _in_current_blocks(component):
+            found[name] = component
+    return found
 
 
 def _register(register: Any, callback: Any, name: str) -> None:

@@ -55,7 +55,12 @@ class Runtime:
             try:
                 expander = self.get_expander() if generation.wants_expansion(params) else None
                 rewrite = generation.rewrite_prompts(
-                    p, params, self.get_library(), expander.expand if expander else None, host_stop_requested
+                    p,
+                    params,
+                    self.get_library(),
+                    expander.expand if expander else None,
+                    host_stop_requested,
+                    expand_batch=getattr(expander, "expand_batch", None),
                 )
             except Exception:  # styles/expansion must never stop the host from generating
                 log.exception("Fooocus: styles and expansion skipped for this generation")

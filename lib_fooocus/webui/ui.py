@@ -49,6 +49,7 @@ class FooocusUI:
     status_output: Any = None
     retry_button: Any = None
     accordion: Any = None
+    schedule_plot: Any = None
 
 
 def gradio_major() -> int:
@@ -162,6 +163,7 @@ def build_ui(
     known_style: Callable[[str], str | None] | None = None,
     paste_field_class: Any = None,
     paste_cache: Any = None,
+    schedule_inputs: dict[str, Any] | None = None,
 ) -> FooocusUI:
     """Create the accordion in the current Blocks context. `build_style_picker(elem_prefix, value)`
     returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None)."""
@@ -244,6 +246,7 @@ def build_ui(
                 tooltips[elem_id("styles_refresh")] = STYLE_REFRESH_HELP
             for name in names:
                 tooltips[elem_id(name)] = FIELDS_BY_NAME[name].help
+        result.schedule_plot = _build_schedule_plot(gr, by_name, schedule_inputs, elem_id)
         # Hidden carriers for the API's `infotext` field (see `original_prompt_function`).
         original_prompt = gr.Textbox(value="", visible=False, elem_id=elem_id("original_prompt"))
         original_negative = gr.Textbox(value="", visible=False, elem_id=elem_id("original_negative"))
@@ -268,6 +271,15 @@ def build_ui(
             paste_field_class(original_negative, original_prompt_function(INFOTEXT_NEGATIVE_KEY), api="negative_prompt"),
         ]
     return result
+
+
+def _build_schedule_plot(
+    gr: Any, by_name: dict[str, Any], schedule_inputs: dict[str, Any] | None, elem_id: Callable[[str], str]
+) -> Any:
+    """The schedule plot (see `schedule_plot.py`), under the controls it depends on."""
+    from lib_fooocus.webui.schedule_plot import build_schedule_plot
+
+    return build_schedule_plot(gr, by_name, schedule_inputs, elem_id("schedule_plot"))
 
 
 def _wire_preview(

@@ -94,6 +94,12 @@ def main(host: str) -> dict:
             script.after_component(prompt, elem_id=f"{tab}_prompt")
             seed = gr.Number(value=1234, elem_id=f"{tab}_seed")
             script.after_component(seed, elem_id=f"{tab}_seed")
+            steps = gr.Slider(minimum=1, maximum=150, value=30, step=1, elem_id=f"{tab}_steps")
+            script.after_component(steps, elem_id=f"{tab}_steps")
+            cfg = gr.Slider(minimum=1, maximum=30, value=9, step=0.5, elem_id=f"{tab}_cfg_scale")
+            script.after_component(cfg, elem_id=f"{tab}_cfg_scale")
+            sampler = gr.Dropdown(choices=["Euler a", "DPM++ 2M"], value="DPM++ 2M", elem_id=f"{tab}_sampling")
+            script.after_component(sampler, elem_id=f"{tab}_sampling")
             components = script.ui(is_img2img)
         deps = _dependencies(demo)
         button_id = next(c._id for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("expansion_preview"))
@@ -120,6 +126,20 @@ def main(host: str) -> dict:
                 d["outputs"] == [getattr(status_box, "_id", None)] for i, d in enumerate(deps) if i not in retry
             ),
         }
+        plot = next(
+            (c for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("schedule_plot")), None
+        )
+        redraws = [i for i, d in enumerate(deps) if plot is not None and d["outputs"] == [plot._id]]
+        triggers = sorted({t for i in redraws for t in deps[i]["targets"]})
+        by_id = {c._id: getattr(c, "elem_id", None) for c in demo.blocks.values()}
+        schedule_result = {
+            "initial": getattr(plot, "value", None),
+            "triggers": sorted(str(by_id.get(t)) for t in triggers),
+            "host_inputs": bool(redraws) and all(
+                c._id in deps[i]["inputs"] for i in redraws for c in (steps, cfg, sampler)
+            ),
+            "redrawn": _function_for(demo, redraws[0])(2, 7, 0.3, 10, 9, "Euler a", None) if redraws else None,
+        }
         # The API builds the UI again, for its defaults, in a throw-away Blocks: the earlier boxes
         # must not be wired into it.
         with gr.Blocks() as throwaway:
@@ -132,6 +152,7 @@ def main(host: str) -> dict:
             "paste_api_fields": [getattr(f, "api", None) for f in script.infotext_fields if getattr(f, "api", None)],
             "preview": preview_result,
             "status": status_result,
+            "schedule": schedule_result,
             "throwaway_uses_old_boxes": any(
                 prompt._id in d["inputs"] or seed._id in d["inputs"] for d in throwaway_deps
             ),
