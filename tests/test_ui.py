@@ -65,6 +65,9 @@ def check_probe(probe: dict, major: str) -> None:
                 elif spec.kind is bool:
                     assert component["type"] == "Checkbox"
                     assert component["value"] is spec.default
+                elif spec.kind is str:  # the refiner checkpoint: "None" first, off by default
+                    assert component["type"] == "Dropdown"
+                    assert component["value"] == "None"
                 else:
                     assert component["type"] == "CheckboxGroup"
                     # the library's own default selection (its Fooocus V2 entry is never preselected)
@@ -76,7 +79,8 @@ def check_probe(probe: dict, major: str) -> None:
             # the preview reads the tab's own prompt and seed, and strips extra-network tags
             assert built["preview"] == {"inputs_are_tab_boxes": True, "text": "expanded(a cat|1234)"}
             assert built["throwaway_uses_old_boxes"] is False
-            for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips"):
+            for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
+                         "refiner_refresh", "refiner_group"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
 
 
