@@ -247,7 +247,7 @@ def build_refiner_unet(base_unet: Any, path: str, kind: str, construct_refiner: 
         if construct_refiner is None:
             msg = "this WebUI's UNet class for the SDXL refiner architecture is not known; use an SDXL base-type model as refiner"
             raise RefinerFileError(msg)
-        unet = construct_refiner(sdxl_refiner_config(state))
+        unet = construct_refiner(sdxl_refiner_config(state), state)
     try:
         unet.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -264,13 +264,27 @@ def _structural_copy(base_unet: Any) -> Any:
     """A copy of the base UNet's module tree with its own (CPU) tensors, without copying device memory
     twice: parameters are deep-copied from a CPU view only when the base lives on the CPU."""
     parameter = _first_parameter(base_unet)
-    if parameter is None or parameter.device.type == "cpu":
-        return copy.deepcopy(base_unet)
     memo: dict[int, Any] = {}
-    for tensor in [*base_unet.parameters(), *base_unet.buffers()]:
-        memo[id(tensor)] = torch.nn.Parameter(torch.empty_like(tensor, device="cpu"), requires_grad=False) if isinstance(
-            tensor, torch.nn.Parameter) else torch.empty_like(tensor, device="cpu")
-    return copy.deepcopy(base_unet, memo)
+    if parameter is not None and parameter.device.type != "cpu":
+        for tensor in [*base_unet.parameters(), *base_unet.buffers()]:
+            memo[id(tensor)] = torch.nn.Parameter(torch.empty_like(tensor, device="cpu"), requires_grad=False) if isinstance(
+                tensor, torch.nn.Parameter) else torch.empty_like(tensor, device="cpu")
+    unet = copy.deepcopy(base_unet, memo)
+    forget_network_state(unet)
+    return unet
+
+
+NETWORK_ATTRIBUTE_PREFIXES = ("network_", "lora_")
+
+
+def forget_network_state(unet: Any) -> None:
+    """Drop what LoRA/network code left on the base's modules (A1111's built-in Lora keeps
+    `network_layer_name`, `network_current_names`, `network_weights_backup` … per module): on the copy
+    they would make it apply the base's LoRAs, or restore the base's backed-up weights, into the
+    refiner. Without them the refiner is never touched by networks (LoRAs apply to the base only)."""
+    for module in unet.modules():
+        for name in [n for n in vars(module) if n.startswith(NETWORK_ATTRIBUTE_PREFIXES)]:
+            delattr(module, name)
 
 
 # -- per generation: resolve, check, load ------------------------------------------------------------------
@@ -327,16 +341,34 @@ def same_file(a: str | None, b: str | None) -> bool:
 
 
 def host_refiner_constructor(base_unet: Any) -> Any:
-    """How to build the SDXL refiner architecture with the host's own UNet class, where known:
-    A1111's `sgm` UNetModel takes the `sd_xl_refiner.yaml` arguments. None elsewhere."""
+    """How to build the SDXL refiner architecture with the host's own UNet class, where known.
+    A1111: `sgm`'s UNetModel with the `sd_xl_refiner.yaml` arguments. Forge main: its
+    `IntegratedUNet2DConditionModel.from_config` with the config `huggingface_guess` derives from the
+    refiner's own tensors (as Forge's loader does), under Forge's operations on the CPU. Forge's 2024
+    line: not known yet (None: the SDXL refiner is refused with a note there; SDXL base-type refiners
+    work everywhere)."""
     cls = type(base_unet)
-    if not cls.__module__.startswith("sgm."):
-        return None
+    if cls.__module__.startswith("sgm."):
+        def construct_sgm(config: dict[str, Any], _state: dict[str, Any]) -> Any:
+            return cls(**config, spatial_transformer_attn_type="softmax-xformers")
 
-    def construct(config: dict[str, Any]) -> Any:
-        return cls(**config, spatial_transformer_attn_type="softmax-xformers")
+        return construct_sgm
+    if cls.__module__.startswith("backend.nn.unet"):
+        def construct_forge_main(_config: dict[str, Any], state: dict[str, Any]) -> Any:
+            import huggingface_guess
+            from backend.operations import using_forge_operations
 
-    return construct
+            guess = huggingface_guess.guess({f"model.diffusion_model.{k}": v for k, v in state.items()})
+            parameter = _first_parameter(base_unet)
+            dtype = parameter.dtype if parameter is not None else torch.float32
+            with using_forge_operations(device=torch.device("cpu"), dtype=dtype):
+                unet = cls.from_config(guess.unet_config)
+            if hasattr(unet, "_internal_dict"):
+                unet._internal_dict = guess.unet_config
+            return unet
+
+        return construct_forge_main
+    return None
 
 
 class RefinerUnavailable(Exception):
