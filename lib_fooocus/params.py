@@ -32,7 +32,7 @@ class ParamsError(ValueError):
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
-    kind: type  # bool, float or tuple (a list of strings)
+    kind: type  # bool, float, str (a checkpoint name) or tuple (a list of strings)
     default: Any
     infotext: str
     label: str
@@ -46,6 +46,8 @@ class FieldSpec:
             return "true or false"
         if self.kind is tuple:
             return "a list of style names"
+        if self.kind is str:
+            return 'a checkpoint title, file name or short hash, or "None"'
         return f"a number from {self.minimum:g} to {self.maximum:g}"
 
 
@@ -90,7 +92,23 @@ FIELDS: tuple[FieldSpec, ...] = (
         "styles", tuple, (), "Fooocus styles", "Styles",
         "Fooocus-format styles applied to the prompt, in selection order.",
     ),
+    FieldSpec(
+        "refiner_checkpoint", str, "None", "Fooocus refiner", "Refiner",
+        "Swap to this model's UNet inside the same sampler run (an SDXL refiner or another SDXL model); None = off.",
+    ),
+    FieldSpec(
+        "refiner_switch", float, 0.8, "Fooocus refiner switch", "Refiner switch at",
+        "Fraction of the steps sampled by the base: 0.8 for SDXL refiners, any value for two SDXL models.",
+        0.1, 1.0, 0.01,
+    ),
 )
+
+REFINER_OFF = "None"
+
+
+def refiner_is_on(name: Any) -> bool:
+    """A refiner checkpoint is set ("None", "" and whitespace mean off, any case)."""
+    return isinstance(name, str) and name.strip().lower() not in ("", "none")
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
@@ -109,6 +127,8 @@ class FooocusParams:
     apply_in_hires: bool = True
     expansion: bool = False
     styles: tuple[str, ...] = field(default_factory=tuple)
+    refiner_checkpoint: str = REFINER_OFF
+    refiner_switch: float = 0.8
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -177,6 +197,8 @@ class FooocusParams:
             value = getattr(self, spec.name)
             if spec.name != "enabled" and value == spec.default:
                 continue
+            if spec.name == "refiner_checkpoint" and not refiner_is_on(value):
+                continue
             out[spec.infotext] = _format_value(spec, value)
         return out
 
@@ -209,6 +231,10 @@ def _validate(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
         if isinstance(raw, str) or not isinstance(raw, Sequence) or not all(isinstance(s, str) for s in raw):
             return None, f"{where}, got {raw!r}"
         return tuple(raw), None
+    if spec.kind is str:
+        if not isinstance(raw, str):
+            return None, f"{where}, got {raw!r}"
+        return (raw.strip() if refiner_is_on(raw) else REFINER_OFF), None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return None, f"{where}, got {raw!r}"
     value = float(raw)
@@ -222,6 +248,8 @@ def _format_value(spec: FieldSpec, value: Any) -> str:
         return json.dumps(list(value), ensure_ascii=False)
     if spec.kind is bool:
         return str(bool(value))
+    if spec.kind is str:
+        return str(value)
     return f"{value:g}"
 
 
@@ -252,6 +280,9 @@ def _parse_infotext_value(spec: FieldSpec, raw: Any) -> Any:
                 raise ValueError(msg) from exc
             return tuple(str(s) for s in parsed)
         return tuple(s.strip() for s in text.split(",") if s.strip())
+    if spec.kind is str:
+        text = str(raw).strip()
+        return text if refiner_is_on(text) else REFINER_OFF
     try:
         value = float(raw)
     except (TypeError, ValueError) as exc:

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -103,7 +104,10 @@ BAD = [
     (request_with([{"styles": ["Warm Light", "No Such Style"]}]), ["unknown style name(s) 'No Such Style'"]),
     (request_with([{"enabled": True}, 2.0]), ["exactly one object"]),
     (request_with([True, "3"]), ["sharpness", "0 to 30", "'3'"]),
-    (request_with([True, 2, 7, 1.5, 0.8, 0.3, True, False, [], "extra"]), ["too many positional values", "at most 9"]),
+    (request_with([True, 2, 7, 1.5, 0.8, 0.3, True, False, [], "None", 0.8, "extra"]), ["too many positional values", "at most 11"]),
+    (request_with([{"enabled": True, "refiner_switch": 0.05}]), ["refiner_switch", "0.1 to 1"]),
+    (request_with([{"enabled": True, "refiner_checkpoint": 3}]), ["refiner_checkpoint", "checkpoint title"]),
+    (request_with([True, 2, 7, 1.5, 0.8, 0.3, True, False, [], "None", "0.5"]), ["refiner_switch", "'0.5'"]),
     (request_with([1]), ["enabled", "true or false"]),
     (request_with([True, 2, 7, 1.5, 0.8, 0.3, True, False, ["Nope"]]), ["unknown style name(s) 'Nope'"]),
     ({"alwayson_scripts": {"Fooocus": {"args": {"enabled": True}}}}, ["args: expected a list"]),
@@ -493,3 +497,30 @@ def test_fooocus_routes_carry_the_host_api_auth(fake_host, api_routes) -> None:
         assert client.get("/fooocus/v1/styles").status_code == 200
         assert client.post("/fooocus/v1/expand", json={"prompt": "a dog", "seed": 2}).status_code == 200
     assert fake_host.expander.calls == [("a cat", 1), ("a dog", 2)]
+
+
+def test_unknown_refiner_checkpoint_is_refused_naming_the_field(monkeypatch) -> None:
+    """With the host's checkpoint list: unknown names get 422 naming the field and where to find names;
+    titles the host resolves (and "None") pass."""
+    import types
+
+    from lib_fooocus.webui.api_validation import validate_request
+
+    known = {"sdxl_tiny_b.safetensors [abcd1234]": "sdxl_tiny_b.safetensors [abcd1234]", "sdxl_tiny_b": "sdxl_tiny_b.safetensors [abcd1234]"}
+    sd_models = types.ModuleType("modules.sd_models")
+    sd_models.get_closet_checkpoint_match = lambda name: types.SimpleNamespace(title=known[name]) if name in known else None
+    modules = types.ModuleType("modules")
+    modules.__path__ = []
+    modules.sd_models = sd_models
+    monkeypatch.setitem(sys.modules, "modules", modules)
+    monkeypatch.setitem(sys.modules, "modules.sd_models", sd_models)
+
+    bad = validate_request(request_with([{"enabled": True, "refiner_checkpoint": "nope.safetensors"}]))
+    assert [e["loc"][-1] for e in bad] == ["refiner_checkpoint"]
+    assert "unknown checkpoint 'nope.safetensors'" in bad[0]["msg"] and "/sdapi/v1/sd-models" in bad[0]["msg"]
+    positional = validate_request(request_with([True, 2, 7, 1.5, 0.8, 0.3, True, False, [], "nope"]))
+    assert positional and positional[0]["loc"][-1] == 9
+    infotext = validate_request({"infotext": "a\nSteps: 4, Fooocus: True, Fooocus refiner: nope"})
+    assert infotext and infotext[0]["loc"] == ["body", "infotext", "Fooocus refiner"]
+    for good in ("sdxl_tiny_b", "None", "", "none"):
+        assert validate_request(request_with([{"enabled": True, "refiner_checkpoint": good}])) == [], good

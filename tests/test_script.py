@@ -364,21 +364,27 @@ def test_xyz_axes_are_registered_once_and_clamped(host, script, caplog) -> None:
     labels = [option.label for option in module.axis_options]
     numeric = [f"[Fooocus] {spec.label}" for spec in FIELDS if spec.kind is float]
     assert labels == ["Nothing", "[Fooocus] Enabled", *numeric[:5], "[Fooocus] Apply in hires pass",
-                      "[Fooocus] Fooocus V2 expansion", "[Fooocus] Style"]
+                      "[Fooocus] Fooocus V2 expansion", "[Fooocus] Refiner", "[Fooocus] Refiner switch at",
+                      "[Fooocus] Style"]
     by_label = {option.label: option for option in module.axis_options}
     assert by_label["[Fooocus] Sharpness"].type is float
     assert by_label["[Fooocus] Enabled"].choices() == ["True", "False"]
     assert by_label["[Fooocus] Style"].choices() == LIBRARY.names
+    assert by_label["[Fooocus] Refiner"].choices()[0] == "None"  # then the host's checkpoints
+    assert by_label["[Fooocus] Refiner switch at"].type is float
 
     base = make_p(host, prompt="a cat")
     cell = xyz_cell(base)
     by_label["[Fooocus] Sharpness"].apply(cell, 45.0, [45.0])
     by_label["[Fooocus] Style"].apply(cell, "Warm Light", [])
+    by_label["[Fooocus] Refiner"].apply(cell, "second.safetensors [abcd]", [])
+    by_label["[Fooocus] Refiner switch at"].apply(cell, 0.05, [])
     assert not hasattr(base, XYZ_ATTRIBUTE)
     with caplog.at_level(logging.WARNING):
         script.process(cell, *UI_DEFAULT_ARGS)  # accordion off: plotting a Fooocus axis switches it on
     params = script.adapter.calls[-1][1]
     assert params.enabled and params.sharpness == 30.0 and params.styles == ("Warm Light",)
+    assert params.refiner_checkpoint == "second.safetensors [abcd]" and params.refiner_switch == 0.1
     assert "sharpness=45 is outside 0..30" in caplog.text
     assert cell.all_prompts == ["a cat, warm light"]
 
@@ -403,7 +409,7 @@ def test_settings_section_registers_every_default(host, script) -> None:
         callback()
     labels = host.shared.opts.data_labels
     for spec in FIELDS:
-        if spec.name in ("enabled", "styles"):
+        if spec.name in ("enabled", "styles", "refiner_checkpoint"):  # no default setting: off unless asked
             continue
         option = labels[settings.default_key(spec.name)]
         assert option.section == settings.SECTION and option.default == spec.default
@@ -411,9 +417,16 @@ def test_settings_section_registers_every_default(host, script) -> None:
             assert option.component_args == {"minimum": spec.minimum, "maximum": spec.maximum, "step": spec.step}
     for key in (settings.KEY_ACCORDION_OPEN, settings.KEY_EXPANSION_DIR, settings.KEY_EXPANSION_REPO,
                 settings.KEY_EXPANSION_REVISION, settings.KEY_EXPANSION_DEVICE, settings.KEY_EXPANSION_UNLOAD,
-                settings.KEY_STYLES_FOOOCUS_DIR, settings.KEY_STYLES_EXTRA, settings.KEY_DEFAULT_STYLES):
+                settings.KEY_STYLES_FOOOCUS_DIR, settings.KEY_STYLES_EXTRA, settings.KEY_DEFAULT_STYLES,
+                settings.KEY_REFINER_PLACEMENT, settings.KEY_REFINER_KEEP_CACHED):
         assert key in labels
     assert labels[settings.KEY_EXPANSION_DEVICE].component_args == {"choices": list(settings.DEVICE_CHOICES)}
+    assert labels[settings.KEY_REFINER_PLACEMENT].component_args == {"choices": ["CPU RAM", "Compute device"]}
+    from lib_fooocus.hosts import refiner_swap  # reads these keys from the host's opts
+
+    assert (refiner_swap.SETTING_PLACEMENT, refiner_swap.SETTING_KEEP_CACHED) == (
+        settings.KEY_REFINER_PLACEMENT, settings.KEY_REFINER_KEEP_CACHED)
+    assert set(refiner_swap.PLACEMENT_LABELS) == set(settings.REFINER_PLACEMENTS)
     host.shared.opts.fooocus_default_sharpness = 99  # out of range: clamped with a warning
     host.shared.opts.fooocus_default_styles = "none"
     defaults = settings.default_params(LIBRARY)

@@ -65,6 +65,9 @@ def check_probe(probe: dict, major: str) -> None:
                 elif spec.kind is bool:
                     assert component["type"] == "Checkbox"
                     assert component["value"] is spec.default
+                elif spec.kind is str:  # the refiner checkpoint: "None" first, off by default
+                    assert component["type"] == "Dropdown"
+                    assert component["value"] == "None"
                 else:
                     assert component["type"] == "CheckboxGroup"
                     # the library's own default selection (its Fooocus V2 entry is never preselected)
@@ -94,7 +97,7 @@ def check_probe(probe: dict, major: str) -> None:
             )
             assert "10 steps (Uniform): CFG 7 → 9;" in schedule["redrawn"]
             for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
-                         "expansion_status", "expansion_retry"):
+                         "expansion_status", "expansion_retry", "refiner_refresh", "refiner_group"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
         # "starts open": the page configuration renders the InputAccordion open while its input
         # value, the API default, stays False (the page's script switches the input on)

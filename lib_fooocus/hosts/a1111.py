@@ -43,7 +43,7 @@ from .conditioning import (
     sigma_table_or_default,
     timesteps_and_progress,
 )
-from .lifecycle import CallbackAdapter, GenerationState
+from .lifecycle import CallbackAdapter, GenerationState, refiner_step
 
 WEIGHT_SUM_EPSILON = 1e-6
 
@@ -91,6 +91,8 @@ def on_denoiser(state: GenerationState, params: Any) -> None:
     if not state.owns(denoiser):
         return
     state.stash = None
+    if state.refiner is not None:
+        _refiner(state, denoiser, params)
     if not state.pass_enabled():
         state.log_once("hires-off", "hires pass: Fooocus sampling tricks are off for this pass (apply in hires pass is off).")
         return
@@ -143,6 +145,24 @@ def on_denoiser(state: GenerationState, params: Any) -> None:
         conds_list=conds_list,
         cfg_scale=cfg_scale,
     )
+
+
+def _refiner(state: GenerationState, denoiser: Any, params: Any) -> None:
+    """The Fooocus refiner swap for this call: the UNet inside `sd_model.model` (what the host's
+    CompVis wrapper calls), k-diffusion samplers only (timestep samplers hand integer t, not σ)."""
+    p = state.p
+    sampler = getattr(denoiser, "sampler", None) or getattr(p, "sampler", None)
+    if not uses_kdiffusion(sampler):
+        state.refiner.restore()
+        state.refiner = None
+        state.log_once("refiner-timestep", "the Fooocus refiner needs a k-diffusion sampler (Euler, DPM++ ...): refiner off.")
+        state.note_infotext("refiner off: timestep sampler")
+        return
+    sd_model = getattr(_inner_model(denoiser), "inner_model", None) or getattr(p, "sd_model", None)
+    holder = getattr(sd_model, "model", None)
+    if getattr(holder, "diffusion_model", None) is None:
+        holder = None
+    refiner_step(state, sampler, holder, params)
 
 
 def uses_kdiffusion(sampler: Any) -> bool:

@@ -54,7 +54,7 @@ from .conditioning import (
     sigma_table_or_default,
     timesteps_and_progress,
 )
-from .lifecycle import CallbackAdapter, GenerationState, is_hires_pass
+from .lifecycle import CallbackAdapter, GenerationState, is_hires_pass, refiner_step
 
 MARKER_KEY = "fooocus_generation"
 HOOK_MARK = "__fooocus_hook__"
@@ -246,7 +246,14 @@ def fallback_cfg_scale(p: Any) -> float:
 
 def on_denoiser(state: GenerationState, params: Any) -> None:
     denoiser = getattr(params, "denoiser", None)
-    if not state.owns(denoiser) or not state.pass_enabled():
+    if not state.owns(denoiser):
+        return
+    if state.refiner is not None:
+        objects = forge_objects_in_use(denoiser, state.p)
+        sampler = getattr(denoiser, "sampler", None) or getattr(state.p, "sampler", None)
+        model = getattr(getattr(objects, "unet", None), "model", None)
+        refiner_step(state, sampler, model if getattr(model, "diffusion_model", None) is not None else None, params)
+    if not state.pass_enabled():
         return
     holder = forge_objects_in_use(denoiser, state.p)
     if holder is not None and ensure_patched(holder, state) and state.forge_installs > 1:

@@ -68,6 +68,8 @@ class GenerationState:
     # The sharpness filter's path ("auto", "shift", "batched"), from the WebUI setting; passed to
     # the guidance functions as a plain argument.
     filter_method: str = "auto"
+    # The Fooocus refiner swap of this generation (`hosts.refiner_swap.RefinerSwap`), or None.
+    refiner: Any = None
 
     def owns(self, denoiser: Any = None) -> bool:
         """True when a callback firing now belongs to this generation (see the module docstring)."""
@@ -245,6 +247,7 @@ class CallbackAdapter:
         state = GenerationState(p=p, params=params, host=self.name, filter_method=filter_method)
         attach_state(p, state)
         wrap_sample(p, state, lambda: self._install(state), lambda: self._uninstall(state))
+        self._prepare_refiner(state)
 
     def before_sampling(self, p: Any, params: FooocusParams) -> None:
         state = state_of(p)
@@ -261,6 +264,10 @@ class CallbackAdapter:
         state.finished = True
         try:
             self._uninstall(state)
+            if state.refiner is not None:
+                from .refiner_swap import finish_generation
+
+                finish_generation(state.refiner)
         finally:
             state.finish()
 
@@ -277,6 +284,34 @@ class CallbackAdapter:
             register_callback(self.script_callbacks, category, callback, state)
 
     def _uninstall(self, state: GenerationState) -> None:
-        remove_callbacks(self.script_callbacks, state)
-        state.stash = None
-        state.forge_cond_scale = None
+        try:
+            if state.refiner is not None:
+                state.refiner.restore()  # the base UNet back in place, whatever happened
+        finally:
+            remove_callbacks(self.script_callbacks, state)
+            state.stash = None
+            state.forge_cond_scale = None
+
+    def _prepare_refiner(self, state: GenerationState) -> None:
+        """Resolve and load the Fooocus refiner before sampling (never raises)."""
+        from .refiner_swap import prepare_refiner, refiner_requested
+
+        if refiner_requested(getattr(state.params, "refiner_checkpoint", "")):
+            state.refiner = prepare_refiner(state)
+
+
+def refiner_step(state: GenerationState, sampler: Any, holder: Any, params: Any) -> None:
+    """From `on_cfg_denoiser`: base or refiner UNet for this call. A failure turns the refiner off
+    for the rest of the generation (base UNet restored), never the generation itself."""
+    swap = state.refiner
+    if swap is None:
+        return
+    try:
+        swap.on_denoiser(state.p, sampler, holder, params, hires=is_hires_pass(state.p))
+    except Exception as exc:
+        state.refiner = None
+        try:
+            swap.restore()
+        finally:
+            state.log_once("refiner-failed", f"refiner swap failed ({exc!r}); the rest is sampled with the base model.")
+            state.note_infotext("refiner stopped after an error")

@@ -63,6 +63,16 @@ def _style_errors(styles: Any, loc: list[Any], resolve: StyleResolver | None) ->
     return [ArgError(loc, f"styles: unknown style name(s) {names}; GET /fooocus/v1/styles lists the available names")]
 
 
+def _checkpoint_errors(name: Any, loc: list[Any]) -> list[ArgError]:
+    """An unknown refiner checkpoint (the host's own name matching: title, file name, short hash)."""
+    from lib_fooocus.webui.checkpoints import resolve_checkpoint
+
+    if not isinstance(name, str) or resolve_checkpoint(name) is not None:
+        return []
+    return [ArgError(loc, f"refiner_checkpoint: unknown checkpoint {name!r}; GET /sdapi/v1/sd-models lists the "
+                          "available titles (\"title\"), file names and hashes; \"None\" turns the refiner off")]
+
+
 def validate_script_entry(entry: Any, key: str, resolve: StyleResolver | None = None) -> list[ArgError]:
     """Problems of `alwayson_scripts[key]`: `{"args": [...]}` with either the positional list in UI
     order or ONE object with named fields."""
@@ -89,6 +99,8 @@ def validate_script_entry(entry: Any, key: str, resolve: StyleResolver | None = 
         errors += _field_errors(known, lambda name: [*base, "args", 0, name])
         if not errors and "styles" in known:
             errors += _style_errors(known["styles"], [*base, "args", 0, "styles"], resolve)
+        if not errors and "refiner_checkpoint" in known:
+            errors += _checkpoint_errors(known["refiner_checkpoint"], [*base, "args", 0, "refiner_checkpoint"])
         return errors
     if len(args) > len(FIELDS):
         return [ArgError([*base, "args"], f"args: too many positional values: got {len(args)}, at most "
@@ -98,6 +110,8 @@ def validate_script_entry(entry: Any, key: str, resolve: StyleResolver | None = 
     errors = _field_errors(positional, lambda name: [*base, "args", index[name]])
     if not errors and "styles" in positional:
         errors += _style_errors(positional["styles"], [*base, "args", index["styles"]], resolve)
+    if not errors and "refiner_checkpoint" in positional:
+        errors += _checkpoint_errors(positional["refiner_checkpoint"], [*base, "args", index["refiner_checkpoint"]])
     return errors
 
 
@@ -207,6 +221,9 @@ def validate_infotext(infotext: Any, resolve: StyleResolver | None = None) -> li
     if not errors and styles_key in pairs:
         params, _ = FooocusParams.from_infotext({styles_key: pairs[styles_key]})
         errors += _style_errors(list(params.styles), ["body", "infotext", styles_key], resolve)
+    refiner_key = FIELDS_BY_NAME["refiner_checkpoint"].infotext
+    if not errors and refiner_key in pairs:
+        errors += _checkpoint_errors(str(pairs[refiner_key]).strip(), ["body", "infotext", refiner_key])
     return errors
 
 

@@ -39,6 +39,7 @@ PREVIEW_WAIT_SECONDS = 15.0  # the preview waits this long for a model being pre
 
 def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> Any:
     from lib_fooocus.text import expansion_source
+    from lib_fooocus.webui.checkpoints import refiner_choices, refresh_checkpoints
     from lib_fooocus.webui.style_picker import build_style_picker
     from lib_fooocus.webui.ui import build_ui
 
@@ -78,6 +79,8 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
         paste_field_class=paste_field_class(),
         paste_cache=context.paste_cache,
         schedule_inputs=schedule_inputs,
+        refiner_choices=refiner_choices,
+        refresh_refiner_choices=refresh_checkpoints,
     )
 
 
@@ -105,6 +108,7 @@ def _register(register: Any, callback: Any, name: str) -> None:
 
 def register_callbacks(script_callbacks: Any, scripts_module: Any, context: FooocusContext) -> None:
     from lib_fooocus.webui.app import on_app_started
+    from lib_fooocus.webui.checkpoints import refiner_choices
     from lib_fooocus.webui.paste import restore_prompts_on_paste
     from lib_fooocus.webui.xyz import register_axes
 
@@ -113,7 +117,7 @@ def register_callbacks(script_callbacks: Any, scripts_module: Any, context: Fooo
 
     def on_before_ui() -> None:
         try:
-            register_axes(scripts_module.scripts_data, lambda: list(context.style_library().names))
+            register_axes(scripts_module.scripts_data, lambda: list(context.style_library().names), refiner_choices)
         except Exception:
             log.exception("Fooocus: X/Y/Z axes not added")
 

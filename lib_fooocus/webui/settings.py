@@ -34,13 +34,17 @@ KEY_FILTER_METHOD = "fooocus_sharpness_filter"
 # The sharpness filter's two exact paths (`lib_fooocus.guidance.sharpness.joint_bilateral_filter`).
 FILTER_METHOD_CHOICES = ("auto", "shift", "batched")
 
+KEY_REFINER_PLACEMENT = "fooocus_refiner_placement"
+KEY_REFINER_KEEP_CACHED = "fooocus_refiner_keep_cached"
+REFINER_PLACEMENTS = ("CPU RAM", "Compute device")
+
 DEVICE_TEXT_ENCODER = "Text encoder device"
 DEVICE_CPU = "CPU"
 DEVICE_CHOICES = (DEVICE_TEXT_ENCODER, DEVICE_CPU)
 
 # The enable switch has no default setting: a default of "on" would switch the extension on for
 # every API request that does not mention it. "Accordion starts open" covers the UI side.
-DEFAULTED_FIELDS = tuple(spec for spec in FIELDS if spec.name not in ("enabled", "styles"))
+DEFAULTED_FIELDS = tuple(spec for spec in FIELDS if spec.name not in ("enabled", "styles", "refiner_checkpoint"))
 
 # Typed as a bare string so "no styles" ("none") and "the library's default" ("") differ.
 NO_STYLES = "none"
@@ -106,6 +110,12 @@ def option_specs() -> list[OptionSpec]:
                    {"choices": list(FILTER_METHOD_CHOICES)},
                    info="same result either way; auto = batched on GPUs and multi-threaded CPUs, shift on one "
                         "CPU thread; batched = few large operations; shift = least work, ~1,000 small operations"),
+        OptionSpec(KEY_REFINER_PLACEMENT, REFINER_PLACEMENTS[0], "Keep the Fooocus refiner's UNet in", "radio",
+                   {"choices": list(REFINER_PLACEMENTS)},
+                   info="CPU RAM: moved to the compute device for each generation; compute device: stays there "
+                        "(faster on a GPU, costs its memory all the time)"),
+        OptionSpec(KEY_REFINER_KEEP_CACHED, True, "Keep the Fooocus refiner's UNet loaded between generations",
+                   "checkbox", info="off = read it from disk for every generation that uses it"),
     ]
     return [replace(spec, ui_only=True) if spec.key in UI_ONLY_KEYS else spec for spec in specs]
 

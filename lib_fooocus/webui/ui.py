@@ -27,7 +27,12 @@ LAYOUT: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("row", "", ("apply_in_hires",)),
     ("expansion", "", ("expansion",)),
     ("styles", "", ("styles",)),
+    ("refiner", "Refiner", ("refiner_checkpoint", "refiner_switch")),
 )
+
+REFINER_REFRESH_HELP = "Read the checkpoint folders again."
+REFINER_SWITCH_INFO = "0.8 for SDXL refiners, any value for two SDXL models"
+
 
 LICENSE_LINE = (
     "The Fooocus V2 model and word list are CC BY-NC 4.0 (non-commercial) outside Fooocus. They are never "
@@ -164,6 +169,8 @@ def build_ui(
     paste_field_class: Any = None,
     paste_cache: Any = None,
     schedule_inputs: dict[str, Any] | None = None,
+    refiner_choices: Callable[[], list[str]] | None = None,
+    refresh_refiner_choices: Callable[[], list[str]] | None = None,
 ) -> FooocusUI:
     """Create the accordion in the current Blocks context. `build_style_picker(elem_prefix, value)`
     returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None)."""
@@ -244,6 +251,9 @@ def build_ui(
                     )
                 tooltips[elem_id("styles_search")] = STYLE_SEARCH_HELP
                 tooltips[elem_id("styles_refresh")] = STYLE_REFRESH_HELP
+            elif kind == "refiner":
+                _build_refiner(gr, by_name, defaults, elem_id, title, refiner_choices, refresh_refiner_choices)
+                tooltips[elem_id("refiner_refresh")] = REFINER_REFRESH_HELP
             for name in names:
                 tooltips[elem_id(name)] = FIELDS_BY_NAME[name].help
         result.schedule_plot = _build_schedule_plot(gr, by_name, schedule_inputs, elem_id)
@@ -280,6 +290,40 @@ def _build_schedule_plot(
     from lib_fooocus.webui.schedule_plot import build_schedule_plot
 
     return build_schedule_plot(gr, by_name, schedule_inputs, elem_id("schedule_plot"))
+def _build_refiner(
+    gr: Any,
+    by_name: dict[str, Any],
+    defaults: FooocusParams,
+    elem_id: Callable[[str], str],
+    title: str,
+    choices: Callable[[], list[str]] | None,
+    refresh: Callable[[], list[str]] | None,
+) -> None:
+    """Checkpoint dropdown ("None" first) with a refresh button, and the switch slider."""
+    from lib_fooocus.params import REFINER_OFF
+
+    listed = list(choices()) if choices is not None else [REFINER_OFF]
+    if REFINER_OFF not in listed:
+        listed.insert(0, REFINER_OFF)
+    value = defaults.refiner_checkpoint if defaults.refiner_checkpoint in listed else REFINER_OFF
+    spec = FIELDS_BY_NAME["refiner_switch"]
+    with gr.Group(elem_id=elem_id("refiner_group")):
+        gr.HTML(f'<div class="fooocus-group-title">{html.escape(title)}</div>')
+        with gr.Row():
+            by_name["refiner_checkpoint"] = gr.Dropdown(
+                choices=listed, value=value, label=FIELDS_BY_NAME["refiner_checkpoint"].label,
+                elem_id=elem_id("refiner_checkpoint"), allow_custom_value=True,
+            )
+            button = gr.Button(value="\U0001f504", size="sm", elem_id=elem_id("refiner_refresh"))
+            by_name["refiner_switch"] = gr.Slider(
+                minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=float(defaults.refiner_switch),
+                label=spec.label, info=REFINER_SWITCH_INFO, elem_id=elem_id("refiner_switch"),
+            )
+    if refresh is not None:
+        def on_refresh() -> Any:
+            return gr.update(choices=list(refresh()))
+
+        button.click(fn=on_refresh, inputs=[], outputs=[by_name["refiner_checkpoint"]])
 
 
 def _wire_preview(

@@ -54,26 +54,35 @@ def _bool_choices() -> list[str]:
     return list(BOOL_CHOICES)
 
 
-def axis_options(xyz: Any, style_names: Callable[[], list[str]] | None = None) -> list[Any]:
-    """One AxisOption per parameter: floats for the numbers, True/False for the switches, and a
-    single-style axis (each cell uses that one style) when style names are available."""
+def axis_options(
+    xyz: Any, style_names: Callable[[], list[str]] | None = None, checkpoint_names: Callable[[], list[str]] | None = None
+) -> list[Any]:
+    """One AxisOption per parameter: floats for the numbers, True/False for the switches, the
+    refiner checkpoint as a choice list (like the host's own checkpoint axis), and a single-style
+    axis (each cell uses that one style) when style names are available."""
     options = []
     for spec in FIELDS:
         if spec.kind is float:
             options.append(xyz.AxisOption(axis_label(spec.name), float, _apply(spec.name)))
         elif spec.kind is bool:
             options.append(xyz.AxisOption(axis_label(spec.name), str, _apply(spec.name), choices=_bool_choices))
+        elif spec.kind is str and checkpoint_names is not None:
+            options.append(xyz.AxisOption(axis_label(spec.name), str, _apply(spec.name), choices=checkpoint_names))
     if style_names is not None:
         options.append(xyz.AxisOption(STYLE_AXIS_LABEL, str, _apply_style, choices=style_names))
     return options
 
 
-def register_axes(scripts_data: Iterable[Any], style_names: Callable[[], list[str]] | None = None) -> int:
+def register_axes(
+    scripts_data: Iterable[Any],
+    style_names: Callable[[], list[str]] | None = None,
+    checkpoint_names: Callable[[], list[str]] | None = None,
+) -> int:
     """`on_before_ui` callback body: add the axes once. Returns how many were added."""
     xyz = find_xyz_module(scripts_data)
     if xyz is None:
         return 0
     present = {getattr(option, "label", None) for option in xyz.axis_options}
-    added = [option for option in axis_options(xyz, style_names) if option.label not in present]
+    added = [option for option in axis_options(xyz, style_names, checkpoint_names) if option.label not in present]
     xyz.axis_options.extend(added)
     return len(added)

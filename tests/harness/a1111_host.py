@@ -196,6 +196,8 @@ class ToyModel:
     def __post_init__(self):
         self.unet = toy.ToyUNet(self.kind)
         self.sigmas = toy.training_sigmas(self.sigma_scale)
+        # sgm's `DiffusionEngine.model` (OpenAIWrapper): the UNet the CompVis wrapper calls
+        self.model = types.SimpleNamespace(diffusion_model=self.unet)
 
 
 class CompVisDenoiser:
@@ -207,7 +209,7 @@ class CompVisDenoiser:
 
     def __call__(self, x, sigma, cond):
         crossattn, vector = _unpack(cond)
-        return self.inner_model.unet.denoised(x, sigma, crossattn, vector)
+        return self.inner_model.model.diffusion_model.denoised(x, sigma, crossattn, vector)
 
 
 class CompVisTimestepsDenoiser:
@@ -354,6 +356,9 @@ class CFGDenoiserTimesteps(CFGDenoiser):
 # -- samplers ----------------------------------------------------------------------------------------
 
 
+REAL_LOOPS = {"Euler": "sample_euler", "DPM++ 2M": "sample_dpmpp_2m", "Heun": "sample_heun", "DPM2": "sample_dpm_2"}
+
+
 class KDiffusionSampler:
     denoiser_class = CFGDenoiser
 
@@ -380,11 +385,24 @@ class KDiffusionSampler:
     def _run(self, p, x, sigmas, conditioning, unconditional_conditioning, image_conditioning):
         self.sampler_extra_args = {"cond": conditioning, "image_cond": image_conditioning, "uncond": unconditional_conditioning,
                                    "cond_scale": p.cfg_scale, "s_min_uncond": p.s_min_uncond}
+        if self.host.real_loops:  # the real k-diffusion loops (tests/kdiffusion_loops.py)
+            from kdiffusion_loops import sampling
+
+            real = getattr(sampling(), REAL_LOOPS[self.funcname])
+            return self.launch(lambda: real(self.model_wrap_cfg, x, sigmas, extra_args=self.sampler_extra_args,
+                                            callback=self.callback_state, disable=True))
         function = toy.SAMPLE_FUNCTIONS[self.funcname]
         return self.launch(lambda: function(self.model_wrap_cfg, x, sigmas, self.sampler_extra_args))
 
+    def callback_state(self, d):
+        self.host.callbacks_seen.append((int(d["i"]), float(d["sigma"])))
+
+    def get_sigmas(self, p, steps):
+        """The run's full schedule (A1111 `KDiffusionSampler.get_sigmas`)."""
+        return toy.karras(steps)
+
     def sample(self, p, x, conditioning, unconditional_conditioning, image_conditioning=None):
-        sigmas = toy.karras(p.steps)
+        sigmas = self.get_sigmas(p, p.steps)
         self.initialize(p, len(sigmas) - 1)
         return self._run(p, x * sigmas[0], sigmas, conditioning, unconditional_conditioning, image_conditioning)
 
@@ -515,7 +533,9 @@ class A1111Host:
     """One fake A1111 process. `install(monkeypatch)` puts its modules into `sys.modules`."""
 
     kind = "a1111"
-    sampler_classes: ClassVar[dict[str, type]] = {"Euler": KDiffusionSampler, "DPM++ 2M": KDiffusionSampler, "DDIM": CompVisSampler}
+    sampler_classes: ClassVar[dict[str, type]] = {"Euler": KDiffusionSampler, "DPM++ 2M": KDiffusionSampler, "DDIM": CompVisSampler,
+                                                  "Heun": KDiffusionSampler, "DPM2": KDiffusionSampler}
+    real_loops = False  # True: samplers run the real k-diffusion loops
 
     def __init__(self, version=(1, 10), model="sdxl", sigma_scale=1.0, callbacks_take_name=False, refiner_switch_step=None):
         self.version = version
@@ -524,6 +544,7 @@ class A1111Host:
         self.callbacks_take_name = callbacks_take_name
         self.errors: list[BaseException] = []
         self.records: list[dict[str, Any]] = []
+        self.callbacks_seen: list[tuple[int, float]] = []
         self.state = HostState()
         self.opts = Opts()
         self.script_callbacks = make_script_callbacks(self)

@@ -59,13 +59,14 @@ class ForgeModel:
 
     def __init__(self, toy_model: ToyModel, line: str):
         self.toy = toy_model
+        self.diffusion_model = toy_model.unet  # KModel / BaseModel `.diffusion_model`
         if line == "forge-main":
             self.predictor = ModelSampling(toy_model.sigmas)
         else:
             self.model_sampling = ModelSampling(toy_model.sigmas)
 
     def apply_model(self, x, t, c_crossattn=None, y=None, **kwargs):
-        return self.toy.unet.denoised(x, t, c_crossattn, y)
+        return self.diffusion_model.denoised(x, t, c_crossattn, y)
 
 
 class UnetPatcher:
@@ -212,7 +213,8 @@ def _forge_dict(cond):
 class ForgeHost(A1111Host):
     """Forge main (`line="forge-main"`) or its early-2024 line (`line="forge-classic"`)."""
 
-    sampler_classes: ClassVar[dict[str, type]] = {"Euler": KDiffusionSampler, "DPM++ 2M": KDiffusionSampler}
+    sampler_classes: ClassVar[dict[str, type]] = {"Euler": KDiffusionSampler, "DPM++ 2M": KDiffusionSampler,
+                                                  "Heun": KDiffusionSampler, "DPM2": KDiffusionSampler}
 
     def __init__(self, line="forge-main", model="sdxl", sigma_scale=1.0, refiner_switch_step=None):
         self.kind = line

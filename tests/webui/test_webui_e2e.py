@@ -200,3 +200,74 @@ def test_styles_listing_shows_no_server_paths(webui) -> None:
     listing = webui.get("/fooocus/v1/styles").json()
     sources = {style["source"] for style in listing["styles"]}
     assert sources and not any(source.startswith("/") for source in sources), sorted(sources)[:3]
+
+
+# -- the Fooocus refiner (needs a second checkpoint of the same SDXL shape in the host's list) -------------
+
+LOG_PATH = REPO / ".pytest_cache" / "webui-e2e.log"
+CHECKPOINT_LOADS = ("Model loaded in", "Loading weights [")
+
+
+def checkpoint_loads() -> int:
+    text = LOG_PATH.read_text(errors="replace") if LOG_PATH.exists() else ""
+    return sum(text.count(marker) for marker in CHECKPOINT_LOADS)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(webui):
+    """(base title, other title): the loaded checkpoint and another one from the host's list."""
+    options = webui.get("/sdapi/v1/options").json()
+    loaded = str(options.get("sd_model_checkpoint") or "")
+    models = webui.get("/sdapi/v1/sd-models").json()
+    base = next((m["title"] for m in models if m["title"] == loaded or m["model_name"] in loaded), None)
+    other = next((m["title"] for m in models if m["title"] != base), None)
+    if base is None or other is None:
+        pytest.skip("the host lists no second checkpoint to use as refiner")
+    return base, other
+
+
+def fooocus(**fields):
+    return {"fooocus": {"args": [{"enabled": True, **fields}]}}
+
+
+@pytest.fixture(scope="module")
+def enabled_plain(webui):
+    response = generate(webui, alwayson_scripts=fooocus())
+    assert response.status_code == 200
+    return response
+
+
+def test_refiner_changes_the_image_and_second_request_loads_no_checkpoint(webui, checkpoints, enabled_plain) -> None:
+    _base, other = checkpoints
+    first = generate(webui, alwayson_scripts=fooocus(refiner_checkpoint=other, refiner_switch=0.5))
+    assert first.status_code == 200, first.text
+    text = infotext(first)
+    assert f"Fooocus refiner: {other}" in text and "Fooocus refiner switch: 0.5" in text, text
+    assert "refiner off" not in text
+    assert pixels(first) != pixels(enabled_plain)
+    loads = checkpoint_loads()
+    second = generate(webui, alwayson_scripts=fooocus(refiner_checkpoint=other, refiner_switch=0.5))
+    assert second.status_code == 200
+    assert pixels(second) == pixels(first)
+    assert checkpoint_loads() == loads  # no checkpoint was (re)loaded by the second request
+
+
+def test_refiner_equal_to_the_base_gives_the_plain_image(webui, checkpoints, enabled_plain) -> None:
+    base, _other = checkpoints
+    response = generate(webui, alwayson_scripts=fooocus(refiner_checkpoint=base))
+    assert response.status_code == 200
+    assert pixels(response) == pixels(enabled_plain)
+    assert "refiner equals the base model" in infotext(response)
+
+
+def test_request_without_refiner_after_one_with_is_bit_identical_to_a_fresh_host(webui, checkpoints, baseline) -> None:
+    _base, other = checkpoints
+    assert generate(webui, alwayson_scripts=fooocus(refiner_checkpoint=other)).status_code == 200
+    after = generate(webui)
+    assert pixels(after) == pixels(baseline)  # `baseline` was the host's first request
+
+
+def test_unknown_refiner_is_refused_with_422(webui) -> None:
+    response = generate(webui, alwayson_scripts=fooocus(refiner_checkpoint="no_such_model.safetensors"))
+    assert response.status_code == 422
+    assert "refiner_checkpoint" in response.json()["message"]

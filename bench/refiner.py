@@ -1,0 +1,115 @@
+"""Benchmark: the Fooocus refiner swap vs loading the same UNet from disk, side by side in one run.
+
+    python bench/refiner.py [--mb 400] [--repeats 7] [--threads N]
+    SD_WEBUI_URL=http://127.0.0.1:7871 SD_WEBUI_REFINER=<title> python bench/refiner.py   # + a running host
+
+In-process (always): a UNet-sized module (`--mb` of float32 weights, SDXL's UNet is ~10 GB in fp32,
+~5 GB in fp16) saved as safetensors with `model.diffusion_model.*` keys, then, interleaved:
+- "swap": what a request with a cached refiner pays at the switch and at the end (put the refiner's
+  UNet in place of the base's, put the base back: `RefinerSwap.use_refiner` + `restore`);
+- "disk": what a refiner without our cache pays per request (`load_unet_state_dict` +
+  `load_state_dict` into a built module), i.e. the UNet part of the host's checkpoint reload.
+
+With `SD_WEBUI_URL` (a host started with its run script, API on): 2nd-request wall times of a 6-step
+256² txt2img, plain vs our refiner vs the host's own refiner (`refiner_checkpoint`), each sent twice,
+the second timed. `SD_WEBUI_REFINER` names the refiner checkpoint (a same-shape SDXL model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib_fooocus.hosts.refiner_swap import RefinerSwap
+from lib_fooocus.refiner.unet_file import load_unet_state_dict
+
+
+def unet_like(megabytes: int) -> nn.Module:
+    blocks = max(1, megabytes // 16)
+    module = nn.Module()
+    module.input_blocks = nn.ModuleList([nn.Linear(1024, 1024) for _ in range(blocks * 4)])  # 4 MB each
+    return module.eval().requires_grad_(False)
+
+
+def in_process(megabytes: int, repeats: int) -> None:
+    base, refiner = unet_like(megabytes), unet_like(megabytes)
+    holder = type("Model", (), {})()
+    holder.diffusion_model = base
+    with tempfile.TemporaryDirectory() as folder:
+        from safetensors.torch import save_file
+
+        path = os.path.join(folder, "refiner.safetensors")
+        save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in refiner.state_dict().items()}, path)
+        swap = RefinerSwap(unet=refiner, kind="sdxl-base", ratio=0.8)
+        target = unet_like(megabytes)
+        swap_times, disk_times = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            swap.use_refiner(holder)
+            swap.restore()
+            swap_times.append(time.perf_counter() - start)
+            assert holder.diffusion_model is base
+            start = time.perf_counter()
+            target.load_state_dict(load_unet_state_dict(path), strict=True)
+            disk_times.append(time.perf_counter() - start)
+    swap_ms, disk_ms = statistics.median(swap_times) * 1e3, statistics.median(disk_times) * 1e3
+    print(f"UNet of {megabytes} MB (float32), median of {repeats}:")
+    print(f"  swap (cached refiner, in place and back): {swap_ms:10.3f} ms")
+    print(f"  load the same UNet from disk:             {disk_ms:10.3f} ms   ({disk_ms / max(swap_ms, 1e-6):,.0f}x the swap)")
+
+
+def post(url: str, body: dict) -> tuple[float, dict]:
+    request = urllib.request.Request(f"{url}/sdapi/v1/txt2img", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    start = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=1800) as response:
+        answer = json.loads(response.read())
+    return time.perf_counter() - start, answer
+
+
+def on_host(url: str, refiner: str) -> None:
+    request = {"prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 6, "width": 256, "height": 256,
+               "cfg_scale": 5, "sampler_name": "DPM++ 2M", "seed": 1234, "send_images": True}
+    ours = {**request, "alwayson_scripts": {"fooocus": {"args": [{"enabled": True, "refiner_checkpoint": refiner,
+                                                                   "refiner_switch": 0.5}]}}}
+    host = {**request, "refiner_checkpoint": refiner, "refiner_switch_at": 0.5}
+    results = {}
+    for name, body in (("plain", request), ("ours", ours), ("host refiner", host)):
+        post(url, body)  # 1st request (loads, warms up)
+        results[name], _answer = post(url, body)
+    plain = results["plain"]
+    print(f"2nd request on {url} (6 steps, 256², switch 0.5):")
+    for name, seconds in results.items():
+        print(f"  {name:<13} {seconds:7.2f} s  ({seconds / plain:.2f}x plain)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    in_process(args.mb, args.repeats)
+    url = os.environ.get("SD_WEBUI_URL")
+    if url:
+        on_host(url.rstrip("/"), os.environ.get("SD_WEBUI_REFINER", "sdxl_tiny_b.safetensors"))
+    else:
+        print("(set SD_WEBUI_URL to a running host for the request timings)")
+
+
+if __name__ == "__main__":
+    main()

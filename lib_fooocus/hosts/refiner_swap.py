@@ -1,0 +1,448 @@
+"""Fooocus's joint refiner swap inside the host's own sampler run (A1111 and both Forge lines).
+
+Per generation (prepared in `Script.process`, nothing touched before sampling starts):
+1. `prepare_refiner` resolves the checkpoint through the host, refuses what cannot refine this base
+   (one log line + `Fooocus note`, the generation runs without refiner), and gets the refiner's UNet
+   from `lib_fooocus.refiner.unet_file.CACHE` (read from disk once per file path + size + mtime,
+   built as the host's own UNet class by `build_refiner_unet`).
+2. In every owned `on_cfg_denoiser` call of the first pass, `RefinerSwap.on_denoiser`:
+   - on the first call of a sampler run, takes the run's σ schedule from the host sampler
+     (`sampler.get_sigmas(p, p.steps)`, cut at the first evaluated σ) and computes σ_switch;
+   - for evaluations at σ < σ_switch puts the refiner UNet in place of the base's
+     (`<model>.diffusion_model`, the attribute the host's model wrapper calls) and derives the
+     refiner's conditioning from the base's in the host's own cond dicts (key assignment);
+   - otherwise (and in the hires pass) makes sure the base UNet is in place.
+   Nothing else changes: the k-diffusion loop keeps x, σ, its history and its noise sampler.
+3. `RefinerSwap.restore()` from the `finally` of the `p.sample` bracket puts the base UNet back
+   (success, interrupt, exception) and, with placement "CPU RAM", moves the refiner back to the CPU.
+
+Host objects are read by duck typing; host modules are imported lazily in `host_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lib_fooocus.guidance.refiner import (
+    BASE_ADM_DIM,
+    HIGH_AESTHETIC,
+    KIND_SDXL_BASE,
+    KIND_SDXL_REFINER,
+    LOW_AESTHETIC,
+    refiner_conditioning,
+    refiner_takes,
+    schedule_tail,
+    switch_sigma,
+)
+
+logger = logging.getLogger("sd_webui_fooocus")
+
+OFF_VALUES = ("", "none")
+PLACEMENT_CPU = "cpu"
+PLACEMENT_DEVICE = "device"
+
+
+def refiner_requested(name: Any) -> bool:
+    return isinstance(name, str) and name.strip().lower() not in OFF_VALUES
+
+
+# -- the swap -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefinerSwap:
+    unet: Any  # the refiner's diffusion model (the host's own UNet class)
+    kind: str  # KIND_SDXL_REFINER or KIND_SDXL_BASE
+    ratio: float
+    title: str = ""
+    placement: str = PLACEMENT_CPU
+    aesthetic: tuple[float, float] = (HIGH_AESTHETIC, LOW_AESTHETIC)
+    crop: tuple[float, float] = (0.0, 0.0)
+    threshold: float | None = None
+    run: Any = None  # the sampler object the threshold was computed for
+    holder: Any = None  # the model object whose `diffusion_model` we replaced
+    original: Any = None
+    evaluations: list[str] = field(default_factory=list)  # "base" / "refiner" per owned call (first pass)
+
+    # -- σ schedule -----------------------------------------------------------------------------------
+
+    def plan_run(self, sampler: Any, p: Any, first_sigma: float) -> None:
+        """Once per sampler run: σ_switch from the run's schedule."""
+        self.run = sampler
+        self.threshold = None
+        full = None
+        get_sigmas = getattr(sampler, "get_sigmas", None)
+        if callable(get_sigmas):
+            try:
+                full = get_sigmas(p, int(getattr(p, "steps", 0) or 0))
+            except Exception as error:  # a sampler whose schedule cannot be asked for
+                logger.warning("[Fooocus] refiner: the sampler's σ schedule is not readable (%r)", error)
+        if full is None:
+            return
+        tail = schedule_tail(full, first_sigma)
+        if tail is None:
+            logger.warning("[Fooocus] refiner: the first σ %.4g is not in the sampler's schedule; refiner not used in this run",
+                           first_sigma)
+            return
+        self.threshold = switch_sigma(tail, self.ratio)
+
+    def wants_refiner(self, sigma: float) -> bool:
+        return refiner_takes(sigma, self.threshold)
+
+    # -- the UNet -------------------------------------------------------------------------------------
+
+    def use_refiner(self, holder: Any) -> None:
+        if self.holder is holder and getattr(holder, "diffusion_model", None) is self.unet:
+            return
+        self.use_base()
+        base = holder.diffusion_model
+        self._place_like(base)
+        self.holder, self.original = holder, base
+        holder.diffusion_model = self.unet
+
+    def use_base(self) -> None:
+        holder, original = self.holder, self.original
+        if holder is not None and getattr(holder, "diffusion_model", None) is self.unet:
+            holder.diffusion_model = original
+        self.holder = self.original = None
+
+    def restore(self) -> None:
+        """Base UNet back in place; the refiner back to the CPU unless kept on the device."""
+        self.use_base()
+        self.run = None
+        if self.placement == PLACEMENT_CPU:
+            _move(self.unet, torch.device("cpu"), None)
+
+    def _place_like(self, base: Any) -> None:
+        parameter = _first_parameter(base)
+        if parameter is not None:
+            _move(self.unet, parameter.device, parameter.dtype)
+
+    # -- conditioning -----------------------------------------------------------------------------------
+
+    def adapt_conds(self, text_cond: Any, text_uncond: Any, width: int, height: int) -> None:
+        """Key assignment on the host's own dicts (never new dict objects)."""
+        if self.kind == KIND_SDXL_BASE:
+            return
+        for cond, aesthetic in ((text_cond, self.aesthetic[0]), (text_uncond, self.aesthetic[1])):
+            crossattn, vector = cond["crossattn"], cond["vector"]
+            if vector.shape[1] != BASE_ADM_DIM:
+                continue  # not the base's (the host rebuilds its conds every call, so never twice)
+            new_crossattn, new_vector = refiner_conditioning(
+                crossattn, vector, self.kind, height, width, aesthetic, self.crop[0], self.crop[1]
+            )
+            cond["crossattn"] = new_crossattn
+            cond["vector"] = new_vector
+
+    # -- the denoiser hook ------------------------------------------------------------------------------
+
+    def on_denoiser(self, p: Any, sampler: Any, holder: Any, params: Any, hires: bool) -> bool:
+        """Per owned denoiser call. Returns True when this call runs on the refiner."""
+        sigma = float(params.sigma.detach().max())
+        if hires or holder is None:
+            self.use_base()
+            return False
+        if sampler is not self.run:
+            self.plan_run(sampler, p, sigma)
+        if not self.wants_refiner(sigma):
+            self.use_base()
+            self.evaluations.append("base")
+            return False
+        self.use_refiner(holder)
+        x = params.x
+        self.adapt_conds(params.text_cond, params.text_uncond, width=x.shape[-1] * 8, height=x.shape[-2] * 8)
+        self.evaluations.append("refiner")
+        return True
+
+
+def _first_parameter(module: Any) -> torch.Tensor | None:
+    parameters = getattr(module, "parameters", None)
+    if not callable(parameters):
+        return None
+    try:
+        return next(iter(parameters()), None)
+    except Exception:
+        return None
+
+
+def _move(module: Any, device: torch.device, dtype: torch.dtype | None) -> None:
+    to = getattr(module, "to", None)
+    if not callable(to):
+        return
+    parameter = _first_parameter(module)
+    if parameter is not None and parameter.device == device and (dtype is None or parameter.dtype == dtype):
+        return
+    if dtype is None:
+        to(device)
+    else:
+        to(device=device, dtype=dtype)
+
+
+# -- building the refiner's UNet ---------------------------------------------------------------------------
+
+
+def unet_adm_width(unet: Any) -> int | None:
+    """The ADM input width of a host UNet (`label_emb.0.0` Linear), None without ADM."""
+    get = getattr(unet, "get_parameter", None)
+    if not callable(get):
+        return None
+    try:
+        weight = get("label_emb.0.0.weight")
+    except (AttributeError, KeyError):
+        return None
+    return int(weight.shape[1]) if weight.ndim == 2 else None
+
+
+def sdxl_refiner_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Constructor arguments of the SDXL refiner UNet (`sd_xl_refiner.yaml` network_config), with
+    the channel counts read from the file's tensors."""
+    in_weight = state["input_blocks.0.0.weight"]
+    out_weight = state["out.2.weight"]
+    context = {int(v.shape[1]) for k, v in state.items() if k.endswith("attn2.to_k.weight")}
+    return {
+        "adm_in_channels": int(state["label_emb.0.0.weight"].shape[1]),
+        "num_classes": "sequential",
+        "use_checkpoint": False,
+        "in_channels": int(in_weight.shape[1]),
+        "out_channels": int(out_weight.shape[0]),
+        "model_channels": int(in_weight.shape[0]),
+        "attention_resolutions": [4, 2],
+        "num_res_blocks": 2,
+        "channel_mult": [1, 2, 4, 4],
+        "num_head_channels": 64,
+        "use_linear_in_transformer": True,
+        "transformer_depth": 4,
+        "context_dim": max(context) if context else 1280,
+    }
+
+
+def build_refiner_unet(base_unet: Any, path: str, kind: str, construct_refiner: Any = None) -> Any:
+    """The refiner's UNet as the host's own class, weights from `path` (UNet tensors only), on the CPU.
+
+    - SDXL base-type refiner: a structural copy of the base UNet (same class, same architecture) whose
+      every parameter is then overwritten from the file (strict load: a missing or extra tensor fails).
+    - SDXL refiner: `construct_refiner(config)` builds the host's class for the refiner architecture.
+    """
+    from lib_fooocus.refiner.unet_file import KIND_SD1, KIND_SD2, RefinerFileError, load_unet_state_dict
+
+    if kind in (KIND_SD1, KIND_SD2):
+        msg = (f"{os.path.basename(path)} is an SD{'1.x' if kind == KIND_SD1 else '2.x'} model; only SDXL refiners and "
+               "SDXL base-type models can refine an SDXL base")
+        raise RefinerFileError(msg)
+    if kind not in (KIND_SDXL_BASE, KIND_SDXL_REFINER):
+        msg = f"{os.path.basename(path)} is not a recognised SDXL UNet (no model.diffusion_model.label_emb of width 2816/2560)"
+        raise RefinerFileError(msg)
+    state = load_unet_state_dict(path)
+    parameter = _first_parameter(base_unet)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    if kind == KIND_SDXL_BASE:
+        unet = _structural_copy(base_unet)
+    else:
+        if construct_refiner is None:
+            msg = "this WebUI's UNet class for the SDXL refiner architecture is not known; use an SDXL base-type model as refiner"
+            raise RefinerFileError(msg)
+        unet = construct_refiner(sdxl_refiner_config(state), state)
+    try:
+        unet.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        msg = f"{os.path.basename(path)}: its UNet does not fit this architecture ({first_line})"
+        raise RefinerFileError(msg) from error
+    unet.to(device="cpu", dtype=dtype)
+    unet.eval()
+    unet.requires_grad_(False)
+    return unet
+
+
+def _structural_copy(base_unet: Any) -> Any:
+    """A copy of the base UNet's module tree with its own (CPU) tensors, without copying device memory
+    twice: parameters are deep-copied from a CPU view only when the base lives on the CPU."""
+    parameter = _first_parameter(base_unet)
+    memo: dict[int, Any] = {}
+    if parameter is not None and parameter.device.type != "cpu":
+        for tensor in [*base_unet.parameters(), *base_unet.buffers()]:
+            memo[id(tensor)] = torch.nn.Parameter(torch.empty_like(tensor, device="cpu"), requires_grad=False) if isinstance(
+                tensor, torch.nn.Parameter) else torch.empty_like(tensor, device="cpu")
+    unet = copy.deepcopy(base_unet, memo)
+    forget_network_state(unet)
+    return unet
+
+
+NETWORK_ATTRIBUTE_PREFIXES = ("network_", "lora_")
+
+
+def forget_network_state(unet: Any) -> None:
+    """Drop what LoRA/network code left on the base's modules (A1111's built-in Lora keeps
+    `network_layer_name`, `network_current_names`, `network_weights_backup` … per module): on the copy
+    they would make it apply the base's LoRAs, or restore the base's backed-up weights, into the
+    refiner. Without them the refiner is never touched by networks (LoRAs apply to the base only)."""
+    for module in unet.modules():
+        for name in [n for n in vars(module) if n.startswith(NETWORK_ATTRIBUTE_PREFIXES)]:
+            delattr(module, name)
+
+
+# -- per generation: resolve, check, load ------------------------------------------------------------------
+
+SETTING_PLACEMENT = "fooocus_refiner_placement"
+SETTING_KEEP_CACHED = "fooocus_refiner_keep_cached"
+PLACEMENT_LABELS = {"CPU RAM": PLACEMENT_CPU, "Compute device": PLACEMENT_DEVICE}
+
+
+def host_option(name: str, default: Any) -> Any:
+    try:
+        from modules import shared
+    except ImportError:
+        return default
+    value = getattr(getattr(shared, "opts", None), name, None)
+    return default if value is None else value
+
+
+def host_checkpoint(name: str) -> tuple[str, str] | None:
+    """(title, file path) of a checkpoint the host knows by title, file name or short hash, as the
+    host's own `refiner_checkpoint` resolves it; None when unknown."""
+    from modules import sd_models
+
+    info = sd_models.get_closet_checkpoint_match(name)
+    if info is None:
+        return None
+    return str(getattr(info, "title", name)), str(info.filename)
+
+
+def base_unet_holder(p: Any) -> Any:
+    """The model object whose `diffusion_model` the host calls: Forge `forge_objects.unet.model`,
+    A1111 `sd_model.model`."""
+    sd_model = getattr(p, "sd_model", None)
+    unet_patcher = getattr(getattr(sd_model, "forge_objects", None), "unet", None)
+    for candidate in (getattr(unet_patcher, "model", None), getattr(sd_model, "model", None)):
+        if candidate is not None and getattr(candidate, "diffusion_model", None) is not None:
+            return candidate
+    return None
+
+
+def base_checkpoint_file(p: Any) -> str | None:
+    info = getattr(getattr(p, "sd_model", None), "sd_checkpoint_info", None)
+    filename = getattr(info, "filename", None)
+    return str(filename) if filename else None
+
+
+def same_file(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def host_refiner_constructor(base_unet: Any) -> Any:
+    """How to build the SDXL refiner architecture with the host's own UNet class, where known.
+    A1111: `sgm`'s UNetModel with the `sd_xl_refiner.yaml` arguments. Forge main: its
+    `IntegratedUNet2DConditionModel.from_config` with the config `huggingface_guess` derives from the
+    refiner's own tensors (as Forge's loader does), under Forge's operations on the CPU. Forge's 2024
+    line: not known yet (None: the SDXL refiner is refused with a note there; SDXL base-type refiners
+    work everywhere)."""
+    cls = type(base_unet)
+    if cls.__module__.startswith("sgm."):
+        def construct_sgm(config: dict[str, Any], _state: dict[str, Any]) -> Any:
+            return cls(**config, spatial_transformer_attn_type="softmax-xformers")
+
+        return construct_sgm
+    if cls.__module__.startswith("backend.nn.unet"):
+        def construct_forge_main(_config: dict[str, Any], state: dict[str, Any]) -> Any:
+            import huggingface_guess
+            from backend.operations import using_forge_operations
+
+            guess = huggingface_guess.guess({f"model.diffusion_model.{k}": v for k, v in state.items()})
+            parameter = _first_parameter(base_unet)
+            dtype = parameter.dtype if parameter is not None else torch.float32
+            with using_forge_operations(device=torch.device("cpu"), dtype=dtype):
+                unet = cls.from_config(guess.unet_config)
+            if hasattr(unet, "_internal_dict"):
+                unet._internal_dict = guess.unet_config
+            return unet
+
+        return construct_forge_main
+    return None
+
+
+class RefinerUnavailable(Exception):
+    """Why the refiner is off for this generation (the message is the user's note)."""
+
+
+def prepare_refiner(state: Any, resolve: Any = host_checkpoint, construct: Any = host_refiner_constructor) -> RefinerSwap | None:
+    """The refiner swap for this generation, or None (with one log line and a `Fooocus note` saying
+    why). Never raises: a refiner problem must not stop the generation."""
+    from lib_fooocus.refiner.unet_file import CACHE, RefinerFileError
+
+    params = state.params
+    name = str(getattr(params, "refiner_checkpoint", "") or "")
+    if not refiner_requested(name):
+        return None
+    p = state.p
+    try:
+        found = resolve(name.strip())
+        if found is None:
+            raise RefinerUnavailable(f"refiner checkpoint {name!r} is not in the checkpoint list")
+        title, path = found
+        if same_file(path, base_checkpoint_file(p)):
+            state.log_once("refiner-is-base", f"refiner {title} is the loaded model: refiner off (as in Fooocus).")
+            state.note_infotext("refiner equals the base model, off")
+            return None
+        holder = base_unet_holder(p)
+        if holder is None:
+            raise RefinerUnavailable("this model's UNet is not reachable (no diffusion_model)")
+        base_unet = holder.diffusion_model
+        if unet_adm_width(base_unet) != 2816:
+            raise RefinerUnavailable("the loaded model is not an SDXL base model")
+        unet, kind, cached = CACHE.get(path, lambda file, kind: build_refiner_unet(base_unet, file, kind, construct(base_unet)))
+    except (RefinerUnavailable, RefinerFileError) as error:
+        _refuse(state, str(error))
+        return None
+    except Exception as error:  # anything unexpected: still generate, without refiner
+        _refuse(state, f"refiner {name!r} could not be prepared ({type(error).__name__}: {error})")
+        return None
+    placement = PLACEMENT_LABELS.get(str(host_option(SETTING_PLACEMENT, "CPU RAM")), PLACEMENT_CPU)
+    swap = RefinerSwap(
+        unet=unet,
+        kind=kind,
+        ratio=float(params.refiner_switch),
+        title=title,
+        placement=placement,
+        aesthetic=(float(host_option("sdxl_refiner_high_aesthetic_score", HIGH_AESTHETIC)),
+                   float(host_option("sdxl_refiner_low_aesthetic_score", LOW_AESTHETIC))),
+        crop=(float(host_option("sdxl_crop_top", 0) or 0), float(host_option("sdxl_crop_left", 0) or 0)),
+    )
+    logger.info("[Fooocus] refiner %s (%s) %s, switch at %g", title, kind,
+                "from the cache" if cached else "loaded from disk", swap.ratio)
+    take_over_host_refiner(state)
+    return swap
+
+
+def _refuse(state: Any, reason: str) -> None:
+    state.log_once("refiner-refused", f"{reason}; generating without refiner.")
+    state.note_infotext(f"refiner off: {reason}")
+
+
+def take_over_host_refiner(state: Any) -> None:
+    """The host's own refiner (resolved into `p.refiner_checkpoint_info` before `process()`) is not
+    run for this generation: ours replaces it."""
+    p = state.p
+    if getattr(p, "refiner_checkpoint_info", None) is None:
+        return
+    p.refiner_checkpoint_info = None
+    state.log_once("host-refiner", "the WebUI's own refiner is also set: the Fooocus refiner replaces it for this generation.")
+    state.note_infotext("host refiner replaced by the Fooocus refiner")
+
+
+def finish_generation(swap: RefinerSwap | None) -> None:
+    """After the generation: drop the cached UNet when the setting says so."""
+    from lib_fooocus.refiner.unet_file import CACHE
+
+    if swap is not None and not bool(host_option(SETTING_KEEP_CACHED, True)):
+        CACHE.clear()
