@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lib_fooocus.downloads import sha256_of_file
-from lib_fooocus.expansion.files import SAFETENSORS_NAME
+from lib_fooocus.expansion.files import SAFETENSORS_NAME, ExpansionSource
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -323,3 +323,13 @@ class FakeHub:
         for name in SMALL_NAMES:
             self.files[f"/github/{name}"] = (folder / name).read_bytes()
         self.files[f"{repo}/fooocus_expansion.bin"] = (folder / "pytorch_model.bin").read_bytes()
+
+
+def source_for(hub: FakeHub, original: Path, cache: Path) -> ExpansionSource:
+    """Where the model-folder tests download from: the fake hub, pinned to the tiny folder's hashes."""
+    return ExpansionSource(
+        files_url=hub.url + "/github/",
+        endpoint=hub.endpoint,
+        cache_dir=str(cache),
+        hashes=small_file_hashes(original),
+    )

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse fixture)
+from expansion_fixtures import (
     SMALL_NAMES,
-    FakeHub,
-    _one_torch_thread,
-    hub_endpoint,
     small_file_hashes,
+    source_for,
     write_model_dir,
 )
 
@@ -31,16 +29,6 @@ from lib_fooocus.expansion.files import (
     load_pickle_state_dict,
     missing_files,
 )
-
-
-def source_for(hub: FakeHub, original: Path, cache: Path) -> ExpansionSource:
-    return ExpansionSource(
-        files_url=hub.url + "/github/",
-        endpoint=hub.endpoint,
-        cache_dir=str(cache),
-        hashes=small_file_hashes(original),
-    )
-
 
 # ---- safe loading -----------------------------------------------------------------------------------
 

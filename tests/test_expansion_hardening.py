@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from expansion_fixtures import (  # noqa: F401  (_one_torch_thread is an autouse fixture)
-    FakeHub,
-    _one_torch_thread,
-    hub_endpoint,
+from expansion_fixtures import (
     small_file_hashes,
+    source_for,
     write_model_dir,
 )
 
@@ -37,15 +35,6 @@ from lib_fooocus.expansion.service import ExpansionBusyError, ExpansionService, 
 def ready(tmp_path_factory):
     """A complete tiny folder with safetensors weights."""
     return write_model_dir(tmp_path_factory.mktemp("ready") / "fooocus_expansion", weights="safetensors")
-
-
-def source_for(hub: FakeHub, original: Path, cache: Path) -> ExpansionSource:
-    return ExpansionSource(
-        files_url=hub.url + "/github/",
-        endpoint=hub.endpoint,
-        cache_dir=str(cache),
-        hashes=small_file_hashes(original),
-    )
 
 
 def copy_folder(source: Path, target: Path, names=None) -> Path:
