@@ -20,7 +20,7 @@ from lib_fooocus.styles.library import StyleLibrary
 from lib_fooocus.webui import context as context_module
 from lib_fooocus.webui import generation, paste, settings, xyz
 from lib_fooocus.webui.api_validation import infotext_pairs
-from lib_fooocus.webui.context import FooocusContext
+from lib_fooocus.webui.context import FooocusContext, expansion_settings_from_options
 from lib_fooocus.webui.runtime import PARAMS_ATTRIBUTE, Runtime
 from lib_fooocus.webui.script_args import XYZ_ATTRIBUTE
 
@@ -499,8 +499,8 @@ def test_settings_read_falls_back_without_a_host() -> None:
 def test_expansion_settings_follow_the_options(host) -> None:
     host.shared.opts.add_option(settings.KEY_EXPANSION_DEVICE, host.shared.OptionInfo(settings.DEVICE_CPU))
     host.shared.opts.add_option(settings.KEY_EXPANSION_REVISION, host.shared.OptionInfo("abc123"))
+    config = expansion_settings_from_options()
     context = FooocusContext()
-    config = context.expansion_settings()
     assert config.use_cpu is True and config.device is None
     assert config.source.weights_revision == "abc123" and config.source.weights_repo == "lllyasviel/misc"
     first = context.expansion_service()

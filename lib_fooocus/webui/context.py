@@ -118,9 +118,6 @@ class FooocusContext:
 
     # -- expansion ---------------------------------------------------------------------------------
 
-    def expansion_settings(self) -> Any:
-        return self._read_expansion_settings()
-
     def expansion_service(self) -> Any:
         """The service for the current settings (a new one, without a loaded model, when they changed)."""
         wanted = self._read_expansion_settings()
