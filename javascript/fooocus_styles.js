@@ -11,7 +11,9 @@
     var GROUP_CLASS = "fooocus-styles-group";
     var HIDDEN_CLASS = "fooocus-style-hidden";
     var SELECTED_CLASS = "fooocus-style-selected";
-    var STYLES_URL = "fooocus/v1/styles";
+    // The page's own preview list, behind the UI's login (gradio's), not the API's: with --api-auth the
+    // page holds no API credentials, and the API's 401 would make the browser ask for a password.
+    var PREVIEWS_URL = "fooocus/ui/v1/styles/previews";
     var pickers = new Map(); // group element -> picker state
     var previews = null; // Map name -> absolute preview URL
     var previewsPromise = null;
@@ -130,16 +132,18 @@
         if (previewsPromise && !force) {
             return previewsPromise;
         }
-        previewsPromise = fetch(new URL(STYLES_URL, new URL(".", document.baseURI)).href)
+        previewsPromise = fetch(new URL(PREVIEWS_URL, new URL(".", document.baseURI)).href,
+            {credentials: "same-origin"})
             .then(function (response) {
-                return response.ok ? response.json() : {styles: [], special: []};
+                return response.ok ? response.json() : {previews: {}};
             })
             .then(function (data) {
                 var map = new Map();
-                (data.styles || []).concat(data.special || []).forEach(function (item) {
-                    var url = absolutePreviewUrl(item && item.preview_url);
-                    if (url && typeof item.name === "string") {
-                        map.set(item.name, url);
+                var listed = data && typeof data.previews === "object" && data.previews !== null ? data.previews : {};
+                Object.keys(listed).forEach(function (name) {
+                    var url = absolutePreviewUrl(listed[name]);
+                    if (url) {
+                        map.set(name, url);
                     }
                 });
                 previews = map;

@@ -357,9 +357,11 @@ ORIGIN = "https://allowed.example"
 USER, PASSWORD = "api-user", "s3cret"
 
 
-def host_app(*, api_auth: str | None, api_routes: bool = True) -> tuple[FastAPI, list[bytes], list[tuple[str, int]]]:
+def host_app(*, api_auth: str | None, api_routes: bool = True, app: FastAPI | None = None,
+             ) -> tuple[FastAPI, list[bytes], list[tuple[str, int]]]:
     """An app set up the way A1111/Forge set theirs up: CORS with an allowed origin, an API-logging
-    middleware, and (with `--api-auth`) an HTTP Basic dependency on every /sdapi/v1 route."""
+    middleware, and (with `--api-auth`) an HTTP Basic dependency on every /sdapi/v1 route. `app`: the
+    gradio app the UI mode starts from (else a plain FastAPI app, as with `--nowebui`)."""
     from secrets import compare_digest
 
     from fastapi import Depends, HTTPException
@@ -367,7 +369,7 @@ def host_app(*, api_auth: str | None, api_routes: bool = True) -> tuple[FastAPI,
     from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.middleware.cors import CORSMiddleware
 
-    app = FastAPI()
+    app = app if app is not None else FastAPI()
     seen: list[bytes] = []
     logged: list[tuple[str, int]] = []
     users = dict(item.split(":", 1) for item in api_auth.split(",")) if api_auth else {}
@@ -524,3 +526,99 @@ def test_unknown_refiner_checkpoint_is_refused_naming_the_field(monkeypatch) -> 
     assert infotext and infotext[0]["loc"] == ["body", "infotext", "Fooocus refiner"]
     for good in ("sdxl_tiny_b", "None", "", "none"):
         assert validate_request(request_with([{"enabled": True, "refiner_checkpoint": good}])) == [], good
+
+
+# -- the page's previews: behind the UI's login (gradio's), not the API auth ----------------------------
+
+UI_USER, UI_PASSWORD = "ui-user", "ui-pw"
+JPEG = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"
+
+
+def gradio_host_app(*, api_auth: str | None, ui_auth: bool) -> FastAPI:
+    """The host in UI mode: gradio's own app (its login and `/file=` route, gradio 4.40 here and 3.41
+    in the A1111-stack run), with the host's API routes added as `host_app` adds them."""
+    import gradio as gr
+    from gradio.routes import App
+
+    with gr.Blocks() as demo:
+        gr.Textbox()
+    demo.auth = [(UI_USER, UI_PASSWORD)] if ui_auth else None
+    demo.auth_message = None
+    return host_app(api_auth=api_auth, app=App.create_app(demo))[0]
+
+
+@pytest.fixture
+def previews_host(fake_host, tmp_path):
+    """fake_host with a style library that has a preview image."""
+    from lib_fooocus.webui.context import FooocusContext
+
+    folder = tmp_path / "styles"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "mine.json").write_text(json.dumps([{"name": "Warm Light", "prompt": "{prompt}, warm"}]), encoding="utf-8")
+    (folder / "samples" / "warm_light.jpg").write_bytes(JPEG)
+    library = StyleLibrary.load([folder])
+    fake_host.context = FooocusContext(load_style_library=lambda: library,
+                                       make_expansion_service=lambda _settings: fake_host.expander)
+    fake_host.style_folder = folder
+    fake_host.shared.cmd_opts.api_auth = f"{USER}:{PASSWORD}"
+    return fake_host
+
+
+UI_LISTING = "/fooocus/ui/v1/styles/previews"
+UI_IMAGE = "/fooocus/ui/v1/styles/preview/warm_light.jpg"
+
+
+def test_page_previews_need_the_ui_login_not_the_api_auth(previews_host) -> None:
+    """--api-auth and --gradio-auth: the page's preview routes answer the logged-in browser session
+    (its cookie), never an anonymous client nor the API credentials alone, and the API routes stay
+    behind the API auth. No 401 here asks the browser for a password (no `WWW-Authenticate`)."""
+    app = started(gradio_host_app(api_auth=previews_host.shared.cmd_opts.api_auth, ui_auth=True),
+                  previews_host.context)
+    with TestClient(app) as client:
+        for auth in (None, (USER, PASSWORD)):
+            for path in (UI_LISTING, UI_IMAGE):
+                refused = client.get(path, auth=auth)
+                assert refused.status_code == 401, (path, auth)
+                assert "www-authenticate" not in refused.headers
+                assert b"Warm Light" not in refused.content and JPEG not in refused.content
+        assert client.post("/login", data={"username": UI_USER, "password": UI_PASSWORD}).status_code == 200
+        listing = client.get(UI_LISTING)
+        assert listing.status_code == 200
+        assert listing.json() == {"previews": {"Warm Light": UI_IMAGE}}
+        assert str(previews_host.style_folder) not in listing.text  # keys only, no server paths
+        image = client.get(UI_IMAGE)
+        assert (image.status_code, image.headers["content-type"], image.content) == (200, "image/jpeg", JPEG)
+        # the UI session does not open the API
+        assert client.get("/fooocus/v1/styles/preview/warm_light.jpg").status_code == 401
+        assert client.get("/fooocus/v1/styles").status_code == 401
+
+
+def test_page_previews_without_ui_login_are_as_open_as_the_page(previews_host) -> None:
+    """--api-auth alone: the UI (and so its previews) is open, the API is not."""
+    app = started(gradio_host_app(api_auth=previews_host.shared.cmd_opts.api_auth, ui_auth=False),
+                  previews_host.context)
+    with TestClient(app) as client:
+        assert client.get(UI_LISTING).json() == {"previews": {"Warm Light": UI_IMAGE}}
+        image = client.get(UI_IMAGE)
+        assert (image.status_code, image.headers["content-type"], image.content) == (200, "image/jpeg", JPEG)
+        assert client.get("/fooocus/v1/styles/preview/warm_light.jpg").status_code == 401
+        assert client.get("/fooocus/v1/styles/preview/warm_light.jpg", auth=(USER, PASSWORD)).content == JPEG
+
+
+def test_no_page_preview_routes_without_a_gradio_ui(previews_host) -> None:
+    """--nowebui (no gradio app, so no UI login to copy): the routes are not added at all."""
+    from lib_fooocus.webui.host_auth import ui_route_dependencies
+
+    app = started(host_app(api_auth=previews_host.shared.cmd_opts.api_auth)[0], previews_host.context)
+    with TestClient(app) as client:
+        assert client.get(UI_LISTING).status_code == 404
+        assert client.get(UI_IMAGE).status_code == 404
+    # a gradio file route without its login check while a login is configured: nothing to copy
+    bare = FastAPI()
+    bare.auth = {UI_USER: UI_PASSWORD}
+
+    async def file_route(path_or_url: str):
+        return {}
+
+    bare.add_api_route("/file={path_or_url:path}", file_route, methods=["GET"])
+    assert ui_route_dependencies(bare) is None

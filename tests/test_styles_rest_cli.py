@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,86 @@ def test_preview_route_serves_only_known_previews(client) -> None:
     assert response.content == JPEG
     assert client.get("/fooocus/v1/styles/preview/quality.jpg").status_code == 404
     assert client.get("/fooocus/v1/styles/preview/..%2Fmine.jpg").status_code == 404
+
+
+def test_ui_preview_routes_list_and_serve_previews_without_paths(style_dir: Path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lib_fooocus.webui.rest_styles import register_ui_preview_routes
+
+    app = FastAPI()
+    register_ui_preview_routes(app, lambda: StyleLibrary.load([style_dir]), dependencies=[])
+    client = TestClient(app)
+    listing = client.get("/fooocus/ui/v1/styles/previews")
+    assert listing.json() == {"previews": {"My Noir": "/fooocus/ui/v1/styles/preview/my_noir.jpg"}}
+    assert str(style_dir) not in listing.text
+    image = client.get("/fooocus/ui/v1/styles/preview/my_noir.jpg")
+    assert (image.status_code, image.headers["content-type"], image.content) == (200, "image/jpeg", JPEG)
+    assert client.get("/fooocus/ui/v1/styles/preview/quality.jpg").status_code == 404
+    assert client.get("/fooocus/ui/v1/styles/preview/..%2Fmine.jpg").status_code == 404
+
+
+class StalledLibrary:
+    """A library whose disk access (the first load, the preview lookup) stalls until released."""
+
+    def __init__(self, library: StyleLibrary):
+        self.library = library
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def stall(self) -> None:
+        self.entered.set()
+        assert self.release.wait(30), "never released"
+
+    def get(self) -> StyleLibrary:
+        self.stall()
+        return self.library
+
+
+DISK_ROUTES = [
+    ("get", "/fooocus/v1/styles", None),
+    ("post", "/fooocus/v1/styles/apply", {"prompt": "a cat", "styles": ["My Noir"]}),
+    ("get", "/fooocus/v1/styles/preview/my_noir.jpg", None),
+    ("get", "/fooocus/ui/v1/styles/previews", None),
+    ("get", "/fooocus/ui/v1/styles/preview/my_noir.jpg", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), DISK_ROUTES, ids=[p for _m, p, _b in DISK_ROUTES])
+def test_style_routes_read_the_disk_off_the_event_loop(style_dir: Path, method: str, path: str, body) -> None:
+    """While one request waits on the disk (a stalled library load), the server's event loop keeps
+    answering other requests. On the loop, the stall would hold every request up until released."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lib_fooocus.webui.rest_styles import register_style_routes, register_ui_preview_routes
+
+    stalled = StalledLibrary(StyleLibrary.load([style_dir]))
+    app = FastAPI()
+    register_style_routes(app, stalled.get)
+    register_ui_preview_routes(app, stalled.get, dependencies=[])
+
+    async def ping():
+        return {"pong": True}
+
+    app.add_api_route("/ping", ping, methods=["GET"])
+    answers: dict[str, int] = {}
+    with TestClient(app) as client:  # one event loop for every request of this block
+        slow = threading.Thread(target=lambda: answers.update(slow=client.request(method, path, json=body).status_code))
+        slow.start()
+        try:
+            assert stalled.entered.wait(30), "the route never reached the library"
+            fast = threading.Thread(target=lambda: answers.update(ping=client.get("/ping").status_code))
+            fast.start()
+            fast.join(10)
+            answered_during_stall = answers.get("ping")
+        finally:
+            stalled.release.set()
+            slow.join(30)
+        fast.join(30)
+    assert answered_during_stall == 200, "the event loop was blocked by the route's disk access"
+    assert answers["slow"] == 200
 
 
 def test_apply_returns_the_assembled_parts(client) -> None:

@@ -206,14 +206,19 @@ def page_server(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "index.html").write_text(page, encoding="utf-8")
     shutil.copy(REPO_ROOT / "javascript" / "fooocus_styles.js", tmp_path)
     shutil.copy(REPO_ROOT / "style.css", tmp_path)
+    # The page's preview list (the UI route, behind the UI login): a local URL and a foreign one,
+    # which the script must not load. The API listing is served too, so a page reading it would pass
+    # the same checks only with the wrong source: its URL is not the UI route's.
+    ui = tmp_path / "fooocus" / "ui" / "v1" / "styles"
+    ui.mkdir(parents=True)
+    (ui / "previews").write_text(json.dumps({"previews": {
+        TRICKY: "/fooocus/ui/v1/styles/preview/trick.jpg", "Fooocus V2": "https://elsewhere.example/evil.jpg",
+    }}), encoding="utf-8")
     api = tmp_path / "fooocus" / "v1"
     api.mkdir(parents=True)
-    preview = "/fooocus/v1/styles/preview/trick.jpg"
     (api / "styles").write_text(json.dumps({
-        "styles": [{"name": TRICKY, "preview_url": preview}, {"name": "Pixel Sprite", "preview_url": None}],
-        "special": [{"name": "Fooocus V2", "preview_url": "https://elsewhere.example/evil.jpg"}],
+        "styles": [{"name": TRICKY, "preview_url": "/fooocus/v1/styles/preview/trick.jpg"}], "special": [],
     }), encoding="utf-8")
-    (api / "styles_preview").mkdir()
     handler = functools.partial(QuietHandler, directory=str(tmp_path))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -243,7 +248,7 @@ def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_pat
     # a name the server lists but that is not checked (yet) is left out; the checked ones follow its order
     assert results["server_order"] == ["Film Noir Alley", "Warm Portrait Film", *rest]
     assert results["preview_visible"] is True
-    assert results["preview_src"] == page_server + "fooocus/v1/styles/preview/trick.jpg"
+    assert results["preview_src"] == page_server + "fooocus/ui/v1/styles/preview/trick.jpg"
     assert results["preview_caption"] == TRICKY
     assert results["no_preview_hidden"] is True
     assert results["xss"] is False

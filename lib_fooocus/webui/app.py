@@ -1,5 +1,5 @@
 """`on_app_started`: the API argument check and the extension's REST routes, both behind the host's
-`--api-auth` (see `host_auth`)."""
+`--api-auth`, and the style previews for the page behind the UI's login (see `host_auth`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from lib_fooocus.webui.api_validation import install_validator
 from lib_fooocus.webui.context import FooocusContext
-from lib_fooocus.webui.host_auth import HostAuth
+from lib_fooocus.webui.host_auth import HostAuth, ui_route_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,20 @@ def register_routes(app: Any, context: FooocusContext, auth: HostAuth | None = N
     if f"{API_PREFIX}/styles" not in present:
         register_style_routes(app, context.style_library, dependencies=dependencies)
         added.append(f"{API_PREFIX}/styles")
+    added += register_ui_routes(app, context)
     return added
+
+
+def register_ui_routes(app: Any, context: FooocusContext) -> list[str]:
+    """The picker's preview routes behind gradio's login check, when the app serves the UI."""
+    from lib_fooocus.webui.rest_styles import UI_PREFIX, register_ui_preview_routes
+
+    listing = f"{UI_PREFIX}/styles/previews"
+    ui_dependencies = ui_route_dependencies(app)
+    if ui_dependencies is None or listing in route_paths(app):
+        return []
+    register_ui_preview_routes(app, context.style_library, ui_dependencies)
+    return [listing]
 
 
 def on_app_started(_demo: Any, app: Any, context: FooocusContext) -> None:

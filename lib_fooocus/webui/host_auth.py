@@ -9,6 +9,11 @@ extension adds with a plain `app.add_api_route` get nothing, so:
   Basic check of our own;
 - `accepts(scope)` tells the request check whether the host would let a request through, by the
   same comparison on the `Authorization` header, so requests the host refuses are left alone.
+
+The page itself holds no API credentials. What the browser session fetches on its own (the style
+picker's hover previews) goes through routes carrying the UI's login instead: `ui_route_dependencies`
+copies the dependencies of gradio's own file route (`/file=…`, the `--gradio-auth` cookie check in
+gradio 3.41 and 4.x), so those routes answer exactly the sessions that may load the UI.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 HOST_ROUTE = "/sdapi/v1/txt2img"
+GRADIO_FILE_ROUTE = "/file={path_or_url:path}"  # gradio 3.41 and 4.x; carries gradio's login check
 
 
 def configured_credentials() -> dict[str, str] | None:
@@ -49,6 +55,20 @@ def host_route_dependencies(app: Any) -> list[Any] | None:
     for route in getattr(app, "routes", []):
         if str(getattr(route, "path", "")).rstrip("/").endswith(HOST_ROUTE):
             return list(getattr(route, "dependencies", None) or [])
+    return None
+
+
+def ui_route_dependencies(app: Any) -> list[Any] | None:
+    """The dependencies of gradio's own file route (its login check), or None when the app serves no
+    gradio UI (`--nowebui`) or that route carries nothing while gradio has a login configured (then
+    there is no UI check to copy: no UI routes rather than open ones)."""
+    for route in getattr(app, "routes", []):
+        if getattr(route, "path", None) == GRADIO_FILE_ROUTE:
+            dependencies = list(getattr(route, "dependencies", None) or [])
+            if not dependencies and getattr(app, "auth", None):
+                log.warning("Fooocus: gradio's file route carries no login check; UI preview routes not added")
+                return None
+            return dependencies
     return None
 
 

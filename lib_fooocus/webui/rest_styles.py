@@ -4,6 +4,9 @@
     POST /fooocus/v1/styles/apply              {prompt, negative_prompt, styles, seed[, expansion]} -> the parts
     GET  /fooocus/v1/styles/preview/{key}.jpg  a style's preview image (only files the library knows)
 
+and, for the picker's hover previews in the page, the same previews behind the UI's login instead of
+the API auth (`register_ui_preview_routes`, under /fooocus/ui/v1).
+
 Bodies are parsed here rather than by pydantic models, so the routes behave the same under fastapi
 0.94/pydantic 1 (A1111) and 0.104/pydantic 2 (Forge). Every input problem is a 422 whose `detail`
 says what is wrong; unknown style names are listed in `unknown_styles`.
@@ -20,6 +23,7 @@ from typing import Any
 from lib_fooocus.styles.library import SPECIAL_NAMES, StyleLibrary, UnknownStyleError, preview_key
 
 API_PREFIX = "/fooocus/v1"
+UI_PREFIX = "/fooocus/ui/v1"  # routes for the browser session (UI login, not API auth)
 APPLY_FIELDS = ("prompt", "negative_prompt", "styles", "seed", "expansion")
 
 
@@ -97,18 +101,41 @@ def _read_apply_body(body: Any) -> tuple[str, str, list[str], int | None, str]:
     return texts["prompt"], texts["negative_prompt"], styles, seed, texts["expansion"]
 
 
+def preview_listing(library: StyleLibrary, prefix: str) -> dict[str, Any]:
+    """What the picker's page needs for its hover previews: style name -> preview URL (keys only, no
+    server paths), for the styles that have one."""
+    names = [*library.selectable_names, *SPECIAL_NAMES]
+    return {"previews": {name: preview_url(preview_key(name), prefix) for name in names if library.preview_path(name)}}
+
+
+def _preview_response(library: StyleLibrary, key: str) -> Any:
+    """The preview file of `key` (only files the library lists), or a 404."""
+    from fastapi.responses import FileResponse, JSONResponse
+
+    path = library.find_preview(key)
+    if not path or not Path(path).is_file():
+        return JSONResponse(status_code=404, content={"detail": f"no preview image for {key!r}"})
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
 def register_style_routes(
     app: Any, get_library: Callable[[], StyleLibrary], prefix: str = API_PREFIX, dependencies: Sequence[Any] = ()
 ) -> None:
     """Add the style routes to a FastAPI `app`. `get_library()` returns the current library (the UI's
-    refresh replaces it, so it is looked up per request). `dependencies`: the host's API auth."""
+    refresh replaces it, so it is looked up per request; its first call reads the style folders).
+    `dependencies`: the host's API auth.
+
+    Everything that touches the disk (the first library load, the preview file) runs in FastAPI's
+    thread pool, never on the server's event loop: the listing and the preview are plain `def`
+    endpoints, and apply reads its body on the loop but gets the library through `run_in_threadpool`."""
     from fastapi import Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse
 
     def unprocessable(detail: str, **extra: Any) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": detail, **extra})
 
-    async def list_styles(request: Request):
+    def list_styles(request: Request):  # a sync endpoint: FastAPI runs it in its thread pool
         search = request.query_params.get("search", "")
         return JSONResponse(styles_payload(get_library(), search, prefix))
 
@@ -118,20 +145,16 @@ def register_style_routes(
             body = json.loads(raw.decode("utf-8") or "{}")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return unprocessable(f"the body is not valid JSON: {exc}")
+        library = await run_in_threadpool(get_library)
         try:
-            return JSONResponse(apply_payload(get_library(), body))
+            return JSONResponse(apply_payload(library, body))
         except UnknownStyleError as exc:
             return unprocessable(str(exc), unknown_styles=exc.names)
         except (RequestError, ValueError) as exc:
             return unprocessable(str(exc))
 
-    async def style_preview(request: Request):
-        key = request.path_params.get("key", "")
-        path = get_library().find_preview(key)
-        if not path or not Path(path).is_file():
-            return JSONResponse(status_code=404, content={"detail": f"no preview image for {key!r}"})
-        return Response(Path(path).read_bytes(), media_type="image/jpeg",
-                        headers={"Cache-Control": "max-age=3600"})
+    def style_preview(request: Request):  # sync: the lookup and the file's stat run in the thread pool
+        return _preview_response(get_library(), request.path_params.get("key", ""))
 
     # With postponed annotations FastAPI would look `Request` up in this module's globals, where the
     # lazy import does not put it; give the endpoints the real class.
@@ -144,3 +167,32 @@ def register_style_routes(
                       dependencies=auth)
     app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", style_preview, methods=["GET"], response_model=None,
                       dependencies=auth)
+
+
+def register_ui_preview_routes(
+    app: Any, get_library: Callable[[], StyleLibrary], dependencies: Sequence[Any], prefix: str = UI_PREFIX
+) -> None:
+    """The style picker's hover previews for the browser session, behind the UI's own login (gradio's
+    `--gradio-auth` check, passed as `dependencies`) instead of the API's:
+
+        GET  <prefix>/styles/previews            {"previews": {name: preview URL}}
+        GET  <prefix>/styles/preview/{key}.jpg   a style's preview image (only files the library knows)
+
+    With `--api-auth` the page cannot call the API routes (it holds no API credentials, and a 401 with
+    `WWW-Authenticate: Basic` makes browsers prompt for them); these answer exactly who may load the UI.
+    They give style names and images only, which the page shows anyway, and no server paths."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    def list_previews():  # sync endpoints: the first library load and the file stat run in the pool
+        return JSONResponse(preview_listing(get_library(), prefix), headers={"Cache-Control": "no-store"})
+
+    def ui_preview(request: Request):
+        return _preview_response(get_library(), request.path_params.get("key", ""))
+
+    ui_preview.__annotations__["request"] = Request
+    auth = list(dependencies)
+    app.add_api_route(f"{prefix}/styles/previews", list_previews, methods=["GET"], response_model=None,
+                      dependencies=auth, include_in_schema=False)
+    app.add_api_route(f"{prefix}/styles/preview/{{key}}.jpg", ui_preview, methods=["GET"], response_model=None,
+                      dependencies=auth, include_in_schema=False)
