@@ -1,5 +1,5 @@
-// sd-webui-fooocus: tooltips for the Fooocus accordion, the "starts open" setting, and the
-// fallback that reads the tab's prompt and seed for "Preview expansion".
+// sd-webui-fooocus: tooltips for the Fooocus accordion, the "starts open" setting, the fallback
+// that reads the tab's prompt and seed for "Preview expansion", and the live expansion status.
 (function () {
     "use strict";
 
@@ -67,7 +67,91 @@
             applyTooltips(carrier);
             openOnLoad(carrier);
         });
+        listenForStarts();
+        pollIfBusy();
     }
+
+    // ---- live expansion status ------------------------------------------------------------------
+    // The status block (`status_html`) says its kind in data-state. While one says "busy" (the model
+    // is being downloaded or loaded), and for a while after Generate / Preview / Retry (which may
+    // start a download a moment later), its refresh button is clicked every POLL_MS: one short gradio
+    // event that reads the state. Nothing is polled otherwise, nor for a status out of view.
+    var POLL_MS = 1000;
+    var AFTER_START_MS = 30000;
+    var STATUS_SELECTOR = ".fooocus-expansion-status[data-state]";
+    var START_SELECTOR = "#txt2img_generate, #img2img_generate, [id$='_fooocus_expansion_preview'], " +
+        "[id$='_fooocus_expansion_retry']";
+    var watchUntil = 0;
+    var pollTimer = null;
+
+    function shown(element) {
+        return element.getClientRects().length > 0;
+    }
+
+    function refreshButtonFor(status) {
+        var block = status.closest("[id$='_expansion_status']");
+        if (block === null) {
+            return null;
+        }
+        var holder = app().querySelector("#" + CSS.escape(block.id + "_refresh"));
+        if (holder === null) {
+            return null;
+        }
+        return holder.tagName === "BUTTON" ? holder : holder.querySelector("button");
+    }
+
+    function pollStatus() {
+        pollTimer = null;
+        var busy = false;
+        var watching = Date.now() < watchUntil;
+        app().querySelectorAll(STATUS_SELECTOR).forEach(function (status) {
+            var statusBusy = status.getAttribute("data-state") === "busy";
+            busy = busy || statusBusy;
+            if ((statusBusy || watching) && shown(status)) {
+                var button = refreshButtonFor(status);
+                if (button !== null) {
+                    button.click();
+                }
+            }
+        });
+        if (busy || watching) {
+            schedulePoll();
+        }
+    }
+
+    function schedulePoll() {
+        if (pollTimer === null) {
+            pollTimer = window.setTimeout(pollStatus, POLL_MS);
+        }
+    }
+
+    function watchStatus() {
+        watchUntil = Date.now() + AFTER_START_MS;
+        schedulePoll();
+    }
+
+    function pollIfBusy() {
+        if (app().querySelector(STATUS_SELECTOR + "[data-state='busy']") !== null) {
+            schedulePoll();
+        }
+    }
+
+    var startListening = false;
+
+    function listenForStarts() {
+        if (startListening) {
+            return;
+        }
+        startListening = true;
+        document.addEventListener("click", function (event) {
+            var target = event.target;
+            if (target && target.closest && target.closest(START_SELECTOR)) {
+                watchStatus();
+            }
+        }, true);
+    }
+
+    window.fooocusStatus = {poll: pollStatus, watch: watchStatus};
 
     window.fooocusPreviewInputs = function (tab, prompt, seed) {
         var promptBox = app().querySelector("#" + tab + "_prompt textarea");

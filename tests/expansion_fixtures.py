@@ -221,11 +221,24 @@ def hub_endpoint(monkeypatch, url: str) -> str | None:
     return None
 
 
+class Hold:
+    """A download paused part-way: `reached` is set once `sent` bytes are out, `released` lets it end."""
+
+    def __init__(self, sent: int):
+        import threading
+
+        self.sent = sent
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+
 class FakeHub:
     """Serves `/{repo}/resolve/{revision}/{file}` like the hub (ETag/X-Linked-Etag = sha256,
     X-Repo-Commit, Range) and `/github/{file}` like raw GitHub. `mode[path]` picks the behaviour of a
     file: 'good', 'truncated' (fewer bytes, announced as such), 'broken' (the full length announced,
-    half sent, connection closed: `http.client.IncompleteRead`) or 'wrong' (other bytes, same length)."""
+    half sent, connection closed: `http.client.IncompleteRead`) or 'wrong' (other bytes, same length).
+    `hold(path, sent)` makes a download of that file stop after `sent` bytes until released, so a test
+    can look at it half done."""
 
     def __init__(self):
         import hashlib
@@ -235,6 +248,7 @@ class FakeHub:
         self.files: dict[str, bytes] = {}
         self.mode: dict[str, str] = {}
         self.requests: list[tuple[str, str, str | None]] = []
+        self.holds: dict[str, Hold] = {}
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -306,6 +320,13 @@ class FakeHub:
                     self.send_header("X-Linked-Etag", f'"{sha}"')
                     self.send_header("X-Repo-Commit", FAKE_COMMIT)
                 self.end_headers()
+                hold = hub.holds.get(key)
+                if hold is not None and not hold.released.is_set():
+                    self.wfile.write(payload[: hold.sent])
+                    self.wfile.flush()
+                    hold.reached.set()
+                    hold.released.wait(60)
+                    payload = payload[hold.sent :]
                 self.wfile.write(payload)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -315,8 +336,15 @@ class FakeHub:
         self.thread.start()
 
     def close(self):
+        for hold in self.holds.values():
+            hold.released.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def hold(self, key: str, sent: int) -> Hold:
+        """Downloads of `key` send `sent` bytes, then wait until `.released` is set."""
+        self.holds[key] = Hold(sent)
+        return self.holds[key]
 
     def add_model_folder(self, folder: Path, repo: str = "lllyasviel/misc") -> None:
         """Small files under /github/, the folder's pickle as the hub's fooocus_expansion.bin."""

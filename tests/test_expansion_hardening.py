@@ -368,3 +368,94 @@ def test_generation_batch_through_the_service_equals_one_expand_per_image(ready)
     assert rewrite.expansions == expected
     assert len(set(expected)) == 2  # 6 and 2**32 + 6 are the same seed to the expansion
     assert service.expand_batch("", [1, 2]) == ["", ""]
+
+
+# ---- item 11: the accordion's status follows a first-use download live -------------------------------
+
+
+def fake_engine(model_dir, device=None, dtype=None):
+    return types.SimpleNamespace(device=torch.device("cpu"), expand=lambda prompt, seed: f"{prompt}, more")
+
+
+def download_context(tmp_path, hub, original):
+    """A UI context whose service downloads an empty folder from the fake hub."""
+    from lib_fooocus.webui.context import FooocusContext
+
+    settings = ExpansionSettings(model_dir=str(tmp_path / "models"), source=source_for(hub, original, tmp_path / "hf"))
+    service = ExpansionService(settings, engine_factory=fake_engine)
+    context = FooocusContext(read_expansion_settings=lambda: settings, make_expansion_service=lambda _s: service)
+    return context, service
+
+
+def state_when(context, predicate, seconds: float = 20.0):
+    """The context's state once `predicate(state)` holds (the download thread moves it on)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        state = context.expansion_state()
+        if predicate(state) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("held", "sent", "step"),
+    [("/github/tokenizer.json", 10_000, "downloading tokenizer.json (2/8)"),
+     ("lllyasviel/misc/fooocus_expansion.bin", 65_536, "downloading fooocus_expansion.bin (8/8, the large one)")],
+    ids=["small-file", "hub-weights"],
+)
+def test_ui_status_shows_the_bytes_of_a_download_in_progress(tmp_path, online, original, monkeypatch, held, sent, step):
+    """A download held part-way by the local server: the status the accordion polls shows that file,
+    the bytes so far of its size, the share as a progress bar, and `busy` (keep polling); once it
+    is over, `ready` without a bar. The weights come through huggingface_hub, whose partial file is
+    what is measured (its 10 MB write chunks made small here, so a tiny file shows part-way)."""
+    from huggingface_hub import constants
+
+    from lib_fooocus.downloads import human_size
+    from lib_fooocus.expansion.service import BUSY, READY
+    from lib_fooocus.webui.ui import status_html
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16_384)
+    total = len(online.files[held])
+    hold = online.hold(held, sent)
+    context, service = download_context(tmp_path, online, original)
+    with pytest.raises(ExpansionBusyError):
+        service.engine(wait=0)  # starts the download in the background, as a first preview does
+    assert hold.reached.wait(30), "the download never reached the held file"
+    expected = f"Fooocus V2 expansion: {step}: {human_size(sent)} of {human_size(total)} ({sent * 100 // total}%)…"
+    state = state_when(context, lambda s: s.text == expected)
+    try:
+        assert state.text == expected
+        assert state.kind == BUSY and state.fraction == pytest.approx(sent / total)
+        shown = status_html(context.expansion_state())
+        assert 'data-state="busy"' in shown and f'value="{sent * 100 // total}"' in shown
+        assert f"{human_size(sent)} of {human_size(total)}" in shown
+    finally:
+        hold.released.set()
+    service.engine(wait=60)
+    done = context.expansion_state()
+    assert done.kind == READY and done.text == "Fooocus V2 expansion: ready (on cpu)."
+    assert "<progress" not in status_html(done)
+
+
+def test_ui_status_says_why_the_expansion_is_unavailable_and_how_to_fix_it(tmp_path, online, original, ready):
+    from lib_fooocus.expansion.service import IDLE, UNAVAILABLE
+
+    online.mode["/github/config.json"] = "broken"
+    context, service = download_context(tmp_path, online, original)
+    assert context.expansion_state().kind == IDLE  # "will be downloaded on first use"
+    with pytest.raises(MissingExpansionFilesError):
+        service.engine(wait=30)
+    failed = context.expansion_state()
+    assert failed.kind == UNAVAILABLE and failed.fraction is None
+    assert "The download failed" in failed.text and "press Retry" in failed.text
+    # a failure that is no download's (a damaged file, downloads off) is said as it was, not as
+    # "not loaded yet" (the files are all there, only one cannot be read)
+    folder = copy_folder(ready, tmp_path / "damaged")
+    truncate(folder / SAFETENSORS_NAME)
+    damaged = ExpansionService(ExpansionSettings(model_dir=str(folder), allow_download=False,
+                                                 source=ExpansionSource(hashes=small_file_hashes(ready))))
+    with pytest.raises(MissingExpansionFilesError):
+        damaged.engine(wait=30)
+    state = damaged.state()
+    assert state.kind == UNAVAILABLE
+    assert "Damaged in" in state.text and SAFETENSORS_NAME in state.text and "Downloading is turned off" in state.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html as html_module
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,13 +80,17 @@ def check_probe(probe: dict, major: str) -> None:
             # the preview reads the tab's own prompt and seed, and strips extra-network tags
             assert built["preview"] == {"inputs_are_tab_boxes": True, "text": "expanded(a cat|1234)"}
             assert built["throwaway_uses_old_boxes"] is False
-            # the status line shows the service's status; Retry forgets a failure and shows it anew;
-            # the preview refreshes it
-            assert built["status"]["value"].startswith("status after ")
-            assert built["status"]["retry_outputs_status"] is True
-            assert built["status"]["retry_text"].startswith("status after ")
-            assert built["status"]["retry_text"] != built["status"]["value"]
-            assert built["status"]["preview_updates_status"] is True
+            # the status shows the service's status (its kind for the page's poller); Retry forgets a
+            # failure and shows it anew; the preview and the refresh button (clicked by the page while
+            # a download runs) read it again
+            status = built["status"]
+            retries = {key: int(re.search(r">status after (\d+) retries<", status[key]).group(1))
+                       for key in ("value", "refresh_text", "retry_text")}
+            assert 'data-state="idle"' in status["value"]
+            assert status["retry_outputs_status"] is True and status["refresh_outputs_status"] is True
+            # read before Retry: the refresh shows the state without retrying, Retry retries once
+            assert retries["value"] == retries["refresh_text"] == retries["retry_text"] - 1
+            assert status["preview_updates_status"] is True
             # the schedule plot: drawn from the tab's steps/CFG/sampler at build time, redrawn on
             # changes of those and of the three Fooocus sliders it depends on
             schedule = built["schedule"]
@@ -97,7 +102,7 @@ def check_probe(probe: dict, major: str) -> None:
             )
             assert "10 steps (Uniform): CFG 7 → 9;" in schedule["redrawn"]
             for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
-                         "expansion_status", "expansion_retry", "refiner_refresh", "refiner_group"):
+                         "expansion_status", "expansion_status_refresh", "expansion_retry", "refiner_refresh", "refiner_group"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
         # "starts open": the page configuration renders the InputAccordion open while its input
         # value, the API default, stays False (the page's script switches the input on)
@@ -345,3 +350,80 @@ def test_starts_open_setting_opens_and_enables_the_accordion_on_forge_main(gradi
                            extra_flags=("--allow-file-access-from-files",))
     assert results == {"open": True, "visible_checked": True, "gradio_value": True}
     assert built["value"] is False  # the API default is unchanged
+
+
+# -- the live expansion status in a browser -------------------------------------------------------------
+
+# Both tabs' status blocks as gradio renders them (an HTML block, its refresh button). The refresh
+# buttons count the clicks the page's script makes; txt2img's turns "ready" after three (the
+# download is over), img2img's stays "idle" until its Generate button is pressed.
+STATUS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8">
+<script>
+  window.gradioApp = function () { return document; };
+  window.__loaded = [];
+  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
+</script>
+<script src="fooocus_ui.js"></script>
+</head><body>
+<div id="script_txt2img_fooocus_expansion_status" class="block"><div class="prose">__BUSY__</div></div>
+<button id="script_txt2img_fooocus_expansion_status_refresh">refresh</button>
+<div id="script_img2img_fooocus_expansion_status" class="block"><div class="prose">__IDLE__</div></div>
+<button id="script_img2img_fooocus_expansion_status_refresh">refresh</button>
+<button id="img2img_generate">Generate</button>
+<pre id="results"></pre>
+<script>
+  var clicks = {txt2img: 0, img2img: 0};
+  ["txt2img", "img2img"].forEach(function (tab) {
+    document.getElementById("script_" + tab + "_fooocus_expansion_status_refresh").addEventListener("click", function () {
+      clicks[tab] += 1;
+      if (tab === "txt2img" && clicks.txt2img === 3) {
+        document.querySelector("#script_txt2img_fooocus_expansion_status .prose").innerHTML = __READY__;
+      }
+    });
+  });
+  window.__loaded.forEach(function (callback) { callback(); });
+  var seen = {};
+  function at(ms, fn) { setTimeout(fn, ms); }
+  at(10000, function () { seen.at_10s = JSON.parse(JSON.stringify(clicks));
+    document.getElementById("img2img_generate").click(); });
+  at(25000, function () { seen.at_25s = JSON.parse(JSON.stringify(clicks)); });
+  at(45000, function () { seen.at_45s = JSON.parse(JSON.stringify(clicks)); });
+  at(60000, function () { seen.at_60s = JSON.parse(JSON.stringify(clicks));
+    document.getElementById("results").textContent = "RESULTS:" + JSON.stringify(seen); });
+</script>
+</body></html>
+"""
+
+
+@needs_chromium
+def test_status_is_polled_only_while_busy_or_just_after_a_start_in_headless_chromium(tmp_path: Path) -> None:
+    from lib_fooocus.expansion.service import BUSY, IDLE, READY, ExpansionState
+
+    busy = fooocus_ui.status_html(ExpansionState(BUSY, "downloading tokenizer.json (2/8): 1 kB of 2 kB (50%)", 0.5))
+    idle = fooocus_ui.status_html(ExpansionState(IDLE, "not loaded yet"))
+    ready = fooocus_ui.status_html(ExpansionState(READY, "ready (on cpu)."))
+    page = (STATUS_PAGE.replace("__BUSY__", busy).replace("__IDLE__", idle)
+            .replace("__READY__", json.dumps(ready)))
+    (tmp_path / "index.html").write_text(page, encoding="utf-8")
+    shutil.copy(REPO / "javascript" / "fooocus_ui.js", tmp_path)
+    seen = page_results((tmp_path / "index.html").as_uri(), tmp_path / "profile", budget_ms=70000,
+                        extra_flags=("--allow-file-access-from-files",))
+    # busy: refreshed until the state says ready, then no more; idle: never refreshed on its own
+    assert seen["at_10s"] == {"txt2img": 3, "img2img": 0}
+    # after Generate (which may start a download) every shown status is refreshed for a while...
+    assert seen["at_25s"]["img2img"] >= 10
+    # ...and then no more while nothing is busy
+    assert seen["at_60s"] == seen["at_45s"]
+    assert seen["at_45s"]["img2img"] <= 31
+
+
+def test_status_html_escapes_the_text_and_draws_the_progress() -> None:
+    from lib_fooocus.expansion.service import BUSY, UNAVAILABLE, ExpansionState
+
+    busy = fooocus_ui.status_html(ExpansionState(BUSY, "downloading <b>x</b>: 1 kB of 3 kB (33%)", 1 / 3))
+    assert 'data-state="busy"' in busy and '<progress class="fooocus-expansion-status-bar" max="100" value="33">' in busy
+    assert "<b>" not in busy and "&lt;b&gt;x&lt;/b&gt;" in busy
+    failed = fooocus_ui.status_html(ExpansionState(UNAVAILABLE, "unavailable: missing in /m"))
+    assert 'data-state="unavailable"' in failed and "<progress" not in failed
+    assert 'data-state="idle"' in fooocus_ui.status_html("a plain status line")

@@ -36,6 +36,7 @@ from typing import Any
 from lib_fooocus.downloads import (
     FOOOCUS_COMMIT,
     FOOOCUS_RAW_URL,
+    Transfer,
     copy_verified,
     download_verified,
     sha256_of_file,
@@ -227,14 +228,18 @@ def ensure_expansion_files(
     *,
     allow_download: bool = True,
     progress: Callable[[str], None] | None = None,
+    on_transfer: Callable[[Transfer | None], None] | None = None,
 ) -> Path:
     """Make the folder complete and sound, downloading what is missing or damaged if allowed and
     online, or raise `MissingExpansionFilesError` naming every missing or damaged file. Returns the
-    weights (safetensors) to load. `progress(text)` is told each step (for a status line)."""
+    weights (safetensors) to load. `progress(text)` is told each step (for a status line), and
+    `on_transfer(transfer)` is handed each download as it starts (None when the downloads are over),
+    whose bytes so far a status line can read while it runs."""
     model_dir = Path(model_dir)
     source = source or ExpansionSource()
     hashes = source.file_hashes()
     tell = progress or (lambda _text: None)
+    watch = on_transfer or (lambda _transfer: None)
     tell("checking the model files")
     missing = missing_files(model_dir, hashes)
     damaged = {name: "sha256 differs from the pinned one" for name in files_with_other_content(model_dir, hashes)}
@@ -255,7 +260,10 @@ def ensure_expansion_files(
         )
     weights_needed = WEIGHTS_LABEL in missing or any(name not in hashes for name in damaged)
     small = [name for name in hashes if name in missing or name in damaged]
-    _download(model_dir, small, weights_needed, hashes, source, tell, damaged)
+    try:
+        _download(model_dir, small, weights_needed, hashes, source, tell, watch, damaged)
+    finally:
+        watch(None)
     tell("checking the weights")
     return prepare_weights(model_dir)
 
@@ -267,6 +275,7 @@ def _download(
     hashes: dict[str, str],
     source: ExpansionSource,
     tell: Callable[[str], None],
+    watch: Callable[[Transfer | None], None],
     damaged: dict[str, str],
 ) -> None:
     log.warning("%s", LICENSE_NOTICE)
@@ -279,10 +288,14 @@ def _download(
     try:
         for number, name in enumerate(small, 1):
             tell(f"downloading {name} ({number}/{total})")
-            download_small_file(name, hashes[name], model_dir, source)
+            transfer = Transfer(name)
+            watch(transfer)
+            download_small_file(name, hashes[name], model_dir, source, transfer)
         if weights_needed:
             tell(f"downloading {source.weights_filename} ({total}/{total}, the large one)")
-            download_weights(model_dir, source)
+            transfer = Transfer(source.weights_filename)
+            watch(transfer)
+            download_weights(model_dir, source, transfer)
     except ExpansionDownloadError as error:
         still_missing = missing_files(model_dir, hashes)
         still_damaged = {name: why for name, why in damaged.items() if name not in hashes}  # the weights
@@ -299,8 +312,11 @@ def _download(
 # ---- downloading ------------------------------------------------------------------------------------
 
 
-def download_small_file(name: str, expected_sha256: str, model_dir: Path, source: ExpansionSource) -> Path:
-    """Fetch one small file into the folder through the verified downloader (never a partial file)."""
+def download_small_file(
+    name: str, expected_sha256: str, model_dir: Path, source: ExpansionSource, transfer: Transfer | None = None
+) -> Path:
+    """Fetch one small file into the folder through the verified downloader (never a partial file).
+    `transfer` follows the bytes received (direct downloads; a hub download is shown by name only)."""
     target = model_dir / name
     try:
         if source.files_repo:
@@ -308,7 +324,8 @@ def download_small_file(name: str, expected_sha256: str, model_dir: Path, source
             copy_verified(fetched, target, expected_sha256)
         else:
             url = source.files_url.rstrip("/") + "/" + name
-            download_verified(url, target, expected_sha256, limit=MAX_SMALL_FILE_BYTES, timeout=30)
+            download_verified(url, target, expected_sha256, limit=MAX_SMALL_FILE_BYTES, timeout=30,
+                              transfer=transfer)
     except (OSError, ValueError) as error:
         msg = f"could not install {name}: {error}"
         raise ExpansionDownloadError(msg) from error
@@ -360,6 +377,11 @@ def _hub_download(repo: str, filename: str, revision: str, source: ExpansionSour
 
 def hub_sha256(repo: str, filename: str, revision: str, source: ExpansionSource) -> str:
     """The sha256 the hub reports for a file: an LFS file's etag (`X-Linked-Etag`) is its sha256."""
+    return hub_file_facts(repo, filename, revision, source)[0]
+
+
+def hub_file_facts(repo: str, filename: str, revision: str, source: ExpansionSource) -> tuple[str, int | None]:
+    """(sha256, size in bytes or None) the hub reports for a file; see `hub_sha256`."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     url = hf_hub_url(
@@ -374,13 +396,40 @@ def hub_sha256(repo: str, filename: str, revision: str, source: ExpansionSource)
     if not _SHA256.match(etag):
         msg = f"the hub reports no sha256 for {filename} in {repo} (etag {metadata.etag!r}), so it cannot be verified"
         raise ExpansionDownloadError(msg)
-    return etag
+    size = getattr(metadata, "size", None)
+    return etag, size if isinstance(size, int) and size > 0 else None
 
 
-def download_weights(model_dir: Path, source: ExpansionSource) -> Path:
-    """Download the weights pickle into the hub cache, verify it, convert it into the folder."""
+def hub_partial_file_size(repo: str, etag: str, source: ExpansionSource) -> int | None:
+    """Bytes the hub library has written so far for the blob `etag` of `repo`: the size of its
+    partial file (`<cache>/models--owner--name/blobs/<etag>.incomplete`, the layout of
+    huggingface_hub 0.14 - 0.36), the full size once it is complete, None when neither is there (an
+    unknown layout shows the size announced only). Only a `stat`: cheap enough for each status poll."""
+    try:
+        from huggingface_hub import constants
+        from huggingface_hub.file_download import repo_folder_name
+    except ImportError:
+        return None
+    cache = source.cache_dir or getattr(constants, "HF_HUB_CACHE", None) or getattr(constants, "HUGGINGFACE_HUB_CACHE", None)
+    if not cache:
+        return None
+    blob = Path(cache) / repo_folder_name(repo_id=repo, repo_type="model") / "blobs" / etag
+    for path in (blob.with_name(f"{etag}.incomplete"), blob):
+        try:
+            return path.stat().st_size
+        except OSError:
+            continue
+    return None
+
+
+def download_weights(model_dir: Path, source: ExpansionSource, transfer: Transfer | None = None) -> Path:
+    """Download the weights pickle into the hub cache, verify it, convert it into the folder.
+    `transfer` is given the size the hub announces and reads the hub's partial file for the bytes."""
     repo, filename, revision = source.weights_repo, source.weights_filename, source.weights_revision
-    expected = hub_sha256(repo, filename, revision, source)
+    expected, size = hub_file_facts(repo, filename, revision, source)
+    if transfer is not None:
+        transfer.total = size
+        transfer.measure = lambda: hub_partial_file_size(repo, expected, source)
     if source.weights_sha256 and source.weights_sha256.lower() != expected:
         msg = (
             f"the hub reports sha256 {expected} for {filename}, but the setting pins {source.weights_sha256}"

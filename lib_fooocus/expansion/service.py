@@ -9,6 +9,9 @@ again") while the download goes on. `unload()` (also of a service replaced by ne
 waits for a load. A failed download is remembered for `retry_after` seconds: until then every caller
 gets the same error at once instead of waiting out the network again; `forget_failure()` (the Retry
 button) or new settings (a new service) end the back-off early.
+
+`state()` is what the UI polls while a load runs: which step, and for a download the bytes so far of
+the file being fetched (read from the download's `Transfer`, no lock held across any I/O).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lib_fooocus.downloads import Transfer
 from lib_fooocus.expansion.engine import FooocusExpansion
 from lib_fooocus.expansion.files import (
     ExpansionSource,
@@ -36,6 +40,21 @@ RETRY_AFTER_SECONDS = 600.0
 
 class ExpansionBusyError(ExpansionUnavailableError):
     """The model is still being downloaded or loaded by another request; try again shortly."""
+
+
+# What `ExpansionState.kind` can be; the UI keeps polling while it is BUSY.
+READY, BUSY, IDLE, UNAVAILABLE = "ready", "busy", "idle", "unavailable"
+
+
+@dataclass(frozen=True)
+class ExpansionState:
+    """The service's state for a status line: `kind` (READY, BUSY: a load or download runs, IDLE: not
+    loaded yet, UNAVAILABLE: it cannot load, `text` saying why and how to fix it), the text, and the
+    share of the current download done (0..1) when its size is known."""
+
+    kind: str
+    text: str
+    fraction: float | None = None
 
 
 @dataclass
@@ -57,6 +76,7 @@ class _Load:
 
     epoch: int
     step: str = "starting"
+    transfer: Transfer | None = None  # the file being downloaded now, if any
     done: threading.Event = field(default_factory=threading.Event)
     engine: Any = None
     error: BaseException | None = None
@@ -84,6 +104,7 @@ class ExpansionService:
         self._load: _Load | None = None
         self._epoch = 0  # bumped by unload(): a load finishing later is not kept
         self._failure: tuple[BaseException, float] | None = None  # a failed download and when
+        self._last_error: BaseException | None = None  # why the last load failed otherwise (for the status)
         self._lock = threading.Lock()
         self._engine_factory = engine_factory or FooocusExpansion
 
@@ -135,12 +156,16 @@ class ExpansionService:
         def tell(step: str) -> None:
             load.step = step
 
+        def watch(transfer: Transfer | None) -> None:
+            load.transfer = transfer
+
         try:
             ensure_expansion_files(
                 self.settings.model_dir,
                 source=self.settings.source,
                 allow_download=self.settings.allow_download,
                 progress=tell,
+                on_transfer=watch,
             )
             tell("loading the model")
             device, dtype = self.device_and_dtype()
@@ -152,8 +177,11 @@ class ExpansionService:
                 self._load = None
             if load.error is None and load.epoch == self._epoch:
                 self._engine = load.engine
+                self._last_error = None
             elif getattr(load.error, "download_failed", False):
                 self._failure = (load.error, self._clock())
+            elif isinstance(load.error, Exception) and load.epoch == self._epoch:
+                self._last_error = load.error
         if load.error is not None and not isinstance(load.error, Exception):
             log.error("Fooocus V2 expansion: loading stopped: %r", load.error)
         load.done.set()
@@ -179,26 +207,40 @@ class ExpansionService:
         """End the back-off after a failed download: the next use tries again."""
         with self._lock:
             self._failure = None
+            self._last_error = None
 
     def status(self) -> str:
         """One line for the UI: ready, being prepared (which step), or unavailable with the reason."""
+        return self.state().text
+
+    def state(self) -> ExpansionState:
+        """`status()` with its kind and the download's progress (see `ExpansionState`). Cheap enough
+        to poll every second: a `stat` or two, no hashing, no lock held while they run."""
         with self._lock:
             engine, load, remembered = self._engine, self._load, self._remembered_failure()
+            last_error = self._last_error
         if engine is not None:
-            return f"Fooocus V2 expansion: ready (on {getattr(engine, 'device', 'cpu')})."
+            return ExpansionState(READY, f"Fooocus V2 expansion: ready (on {getattr(engine, 'device', 'cpu')}).")
         if load is not None:
-            return f"Fooocus V2 expansion: {load.step}…"
+            transfer, step = load.transfer, load.step  # read once: the loader thread moves them on
+            if transfer is not None:
+                return ExpansionState(BUSY, f"Fooocus V2 expansion: {step}: {transfer.describe()}…", transfer.fraction())
+            return ExpansionState(BUSY, f"Fooocus V2 expansion: {step}…")
         if remembered is not None:
-            return f"{remembered}"
+            return ExpansionState(UNAVAILABLE, f"{remembered}")
+        if last_error is not None:  # damaged or refused files, conversion problems: said as they were
+            return ExpansionState(UNAVAILABLE, f"{last_error}")
         missing = missing_files(self.settings.model_dir, (self.settings.source or ExpansionSource()).file_hashes())
         if not missing:
-            return "Fooocus V2 expansion: not loaded yet; it loads on first use."
+            return ExpansionState(IDLE, "Fooocus V2 expansion: not loaded yet; it loads on first use.")
         if self.settings.allow_download:
-            return (
+            return ExpansionState(IDLE, (
                 f"Fooocus V2 expansion: {len(missing)} file(s) will be downloaded on first use into "
                 f"{self.settings.model_dir}."
-            )
-        return str(MissingExpansionFilesError(self.settings.model_dir, missing, "Downloading is turned off."))
+            ))
+        return ExpansionState(
+            UNAVAILABLE, str(MissingExpansionFilesError(self.settings.model_dir, missing, "Downloading is turned off."))
+        )
 
     # -- use ---------------------------------------------------------------------------------------
 

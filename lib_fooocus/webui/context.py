@@ -134,19 +134,29 @@ class FooocusContext:
 
     def expansion_status(self) -> str:
         """The status line of the accordion: ready, being prepared, or unavailable and why."""
+        return self.expansion_state().text
+
+    def expansion_state(self) -> Any:
+        """`expansion_status` with its kind and download progress (`ExpansionState`), what the
+        accordion's status shows and polls while a download runs. Cheap: no hashing, no waiting."""
+        from lib_fooocus.expansion.service import IDLE, UNAVAILABLE, ExpansionState
+
         try:
             service = self.expansion_service()
+            state = getattr(service, "state", None)
+            if state is not None:
+                return state()
             status = getattr(service, "status", None)
-            return status() if status is not None else ""
+            return ExpansionState(IDLE, status() if status is not None else "")
         except Exception as error:  # a status line must never break the UI
-            return f"Fooocus V2 expansion: status unknown ({error})"
+            return ExpansionState(UNAVAILABLE, f"Fooocus V2 expansion: status unknown ({error})")
 
-    def retry_expansion(self) -> str:
-        """The Retry button: forget a remembered download failure; returns the new status line."""
+    def retry_expansion(self) -> Any:
+        """The Retry button: forget a remembered download failure; returns the new state."""
         forget = getattr(self.expansion_service(), "forget_failure", None)
         if forget is not None:
             forget()
-        return self.expansion_status()
+        return self.expansion_state()
 
     def unload_expansion_if_configured(self) -> None:
         """After a generation or a preview: drop the model when "unload after generation" is set."""

@@ -70,7 +70,7 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
         build_style_picker=picker,
         expand=expand,
         expansion_source=expansion_source,
-        expansion_status=context.expansion_status,
+        expansion_status=context.expansion_state,
         retry_expansion=context.retry_expansion,
         license_folder=str(settings.expansion_model_dir()),
         prompt_component=prompt,

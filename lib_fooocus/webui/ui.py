@@ -39,6 +39,9 @@ LICENSE_LINE = (
     "bundled: they are downloaded by you, on first use, into {folder} (or placed there by hand)."
 )
 
+STATUS_REFRESH_HELP = "Read the expansion status again (it refreshes by itself while a download runs)."
+STATUS_CLASS = "fooocus-expansion-status"
+
 STYLE_SEARCH_HELP = "Filter the styles by words in their names; selected styles always stay in view."
 STYLE_REFRESH_HELP = "Read the style folders again (after adding or editing style files)."
 
@@ -51,7 +54,8 @@ class FooocusUI:
     tooltips: dict[str, str] = field(default_factory=dict)
     preview_button: Any = None
     preview_output: Any = None
-    status_output: Any = None
+    status_output: Any = None  # HTML: the expansion's state, with a progress bar while downloading
+    status_refresh: Any = None  # reads the state again; the page clicks it while a download runs
     retry_button: Any = None
     accordion: Any = None
     schedule_plot: Any = None
@@ -98,6 +102,25 @@ def preview_text(prompt: Any, seed: Any, expand: Callable[[str, int], str], sour
     except Exception as error:  # the missing-files message is meant for the user
         return str(error)
     return f"{expansion}{chosen}" if expansion else f"(empty expansion){chosen}"
+
+
+def status_html(state: Any) -> str:
+    """The accordion's expansion status: its text (escaped: it quotes paths and server messages), a
+    progress bar while a download of known size runs, and the state's kind in `data-state`, which
+    tells `javascript/fooocus_ui.js` to keep refreshing while it is "busy". `state` is an
+    `ExpansionState` (kind, text, fraction) or a plain status line."""
+    if isinstance(state, str):
+        kind, text, fraction = "idle", state, None
+    else:
+        kind, text, fraction = getattr(state, "kind", "idle"), getattr(state, "text", ""), getattr(state, "fraction", None)
+    bar = ""
+    if fraction is not None:
+        percent = max(0, min(100, int(float(fraction) * 100)))
+        bar = f'<progress class="{STATUS_CLASS}-bar" max="100" value="{percent}">{percent}%</progress>'
+    return (
+        f'<div class="{STATUS_CLASS}" data-state="{html.escape(str(kind), quote=True)}" role="status">'
+        f'{bar}<span class="{STATUS_CLASS}-text">{html.escape(str(text))}</span></div>'
+    )
 
 
 def _slider(gr: Any, name: str, value: float, elem_id: str) -> Any:
@@ -160,8 +183,8 @@ def build_ui(
     build_style_picker: Callable[[str, Any], Any] | None = None,
     expand: Callable[[str, int], str] | None = None,
     expansion_source: Callable[[str], str] | None = None,
-    expansion_status: Callable[[], str] | None = None,
-    retry_expansion: Callable[[], str] | None = None,
+    expansion_status: Callable[[], Any] | None = None,
+    retry_expansion: Callable[[], Any] | None = None,
     license_folder: str = "the expansion model folder",
     prompt_component: Any = None,
     seed_component: Any = None,
@@ -173,7 +196,8 @@ def build_ui(
     refresh_refiner_choices: Callable[[], list[str]] | None = None,
 ) -> FooocusUI:
     """Create the accordion in the current Blocks context. `build_style_picker(elem_prefix, value)`
-    returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None)."""
+    returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None).
+    `expansion_status()` and `retry_expansion()` return the expansion's state (see `status_html`)."""
     import gradio as gr
 
     from lib_fooocus.webui.paste import original_prompt_function, paste_function
@@ -222,12 +246,11 @@ def build_ui(
                 )
                 if expansion_status is not None:
                     with gr.Row():
-                        result.status_output = gr.Textbox(
-                            value=expansion_status(),
-                            label="Expansion status",
-                            interactive=False,
-                            lines=1,
-                            elem_id=elem_id("expansion_status"),
+                        result.status_output = gr.HTML(
+                            value=status_html(expansion_status()), elem_id=elem_id("expansion_status")
+                        )
+                        result.status_refresh = gr.Button(
+                            value="\U0001f504", size="sm", min_width=40, elem_id=elem_id("expansion_status_refresh")
                         )
                         result.retry_button = gr.Button(
                             value="Retry download", size="sm", elem_id=elem_id("expansion_retry")
@@ -235,6 +258,7 @@ def build_ui(
                     tooltips[elem_id("expansion_retry")] = (
                         "Try a failed download again now (otherwise it is retried after 10 minutes)."
                     )
+                    tooltips[elem_id("expansion_status_refresh")] = STATUS_REFRESH_HELP
                 gr.HTML(
                     f'<div class="fooocus-license">{html.escape(LICENSE_LINE.format(folder=license_folder))}</div>',
                     elem_id=elem_id("expansion_license"),
@@ -270,7 +294,16 @@ def build_ui(
         _wire_preview(gr, result, tabname, expand, expansion_source or (lambda text: text), prompt_component,
                       seed_component, expansion_status)
     if retry_expansion is not None and result.retry_button is not None:
-        result.retry_button.click(fn=retry_expansion, inputs=[], outputs=[result.status_output])
+        def on_retry() -> str:
+            return status_html(retry_expansion())
+
+        result.retry_button.click(fn=on_retry, inputs=[], outputs=[result.status_output])
+    if expansion_status is not None and result.status_refresh is not None:
+        # The page's script clicks this every second or so while the state is "busy" (a download or
+        # load runs) and a while after Generate/Preview/Retry, and never otherwise: each click is
+        # one short event that only reads the state (a stat or two).
+        result.status_refresh.click(fn=_status_reader(expansion_status), inputs=[], outputs=[result.status_output],
+                                    show_progress="hidden")
 
     result.infotext_fields = [(by_name[name], paste_function(name, known_style, paste_cache)) for name in FIELD_NAMES]
     if paste_field_class is not None:
@@ -354,4 +387,12 @@ def _wire_preview(
             **js_kwarg(f"(prompt, seed) => fooocusPreviewInputs('{tabname}', prompt, seed)"),
         )
     if expansion_status is not None and result.status_output is not None:
-        event.then(fn=expansion_status, inputs=[], outputs=[result.status_output])
+        event.then(fn=_status_reader(expansion_status), inputs=[], outputs=[result.status_output],
+                   show_progress="hidden")
+
+
+def _status_reader(expansion_status: Callable[[], Any]) -> Callable[[], str]:
+    def read_status() -> str:
+        return status_html(expansion_status())
+
+    return read_status

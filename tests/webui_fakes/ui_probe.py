@@ -118,12 +118,17 @@ def main(host: str) -> dict:
             (c._id for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("expansion_retry")), None
         )
         retry = [i for i, d in enumerate(deps) if retry_id in d["targets"]]
+        refresh_id = next((c._id for c in demo.blocks.values()
+                           if getattr(c, "elem_id", "") == script.elem_id("expansion_status_refresh")), None)
+        refresh = [i for i, d in enumerate(deps) if refresh_id in d["targets"]]
         status_result = {
+            "refresh_outputs_status": bool(refresh) and deps[refresh[0]]["outputs"] == [getattr(status_box, "_id", None)],
+            "refresh_text": _function_for(demo, refresh[0])() if refresh else None,
             "value": getattr(status_box, "value", None),
             "retry_outputs_status": bool(retry) and deps[retry[0]]["outputs"] == [getattr(status_box, "_id", None)],
             "retry_text": _function_for(demo, retry[0])() if retry else None,
             "preview_updates_status": any(
-                d["outputs"] == [getattr(status_box, "_id", None)] for i, d in enumerate(deps) if i not in retry
+                d["outputs"] == [getattr(status_box, "_id", None)] for i, d in enumerate(deps) if i not in retry + refresh
             ),
         }
         plot = next(
