@@ -8,7 +8,7 @@ Skipped when SD_WEBUI_DIR is unset. Optional environment:
 - SD_WEBUI_ARGS     extra launch arguments, split on spaces
 - SD_WEBUI_PORT     port (default 7871); SD_WEBUI_TIMEOUT start-up seconds (default 900)
 The extension is linked into `$SD_WEBUI_DIR/extensions/sd-webui-fooocus` for the run (and the link
-removed afterwards when this test made it). The host runs with --api --nowebui and CPU flags:
+removed afterwards when this test made it; see webui_host.py). The host runs with --api --nowebui and CPU flags:
 A1111 `--use-cpu all --precision full --no-half`, Forge `--always-cpu --all-in-fp32`, and with the
 host's own `--api-auth` and `--cors-allow-origins`, so the tests see what an anonymous client and a
 browser origin get.
@@ -18,23 +18,16 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shlex
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 httpx = pytest.importorskip("httpx")
 
+from webui_host import ALLOWED_ORIGIN, API_PASSWORD, API_USER, REPO, running_webui  # noqa: E402
+
 pytestmark = pytest.mark.webui
 
-REPO = Path(__file__).resolve().parents[2]
-LINK_NAME = "sd-webui-fooocus"
-API_USER, API_PASSWORD = "fooocus-e2e", "not-a-secret"
-ALLOWED_ORIGIN = "http://allowed.example"
 BASE_REQUEST = {
     "prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 4, "width": 256, "height": 256,
     "cfg_scale": 7, "sampler_name": "Euler", "seed": 1234, "batch_size": 1, "send_images": True,
@@ -42,69 +35,11 @@ BASE_REQUEST = {
 }
 
 
-def launch_args(webui: Path, port: int) -> list[str]:
-    args = ["--api", "--nowebui", "--port", str(port), "--server-name", "127.0.0.1",
-            "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
-            "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
-            "--do-not-download-clip", "--no-download-sd-model",
-            "--api-auth", f"{API_USER}:{API_PASSWORD}", "--cors-allow-origins", ALLOWED_ORIGIN]
-    if (webui / "modules_forge").is_dir():
-        args += ["--always-cpu", "--all-in-fp32"]  # Forge's memory manager ignores --use-cpu
-    else:
-        args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
-    if os.environ.get("SD_WEBUI_CKPT"):
-        args += ["--ckpt", os.environ["SD_WEBUI_CKPT"]]
-    return args + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
-
-
 @pytest.fixture(scope="module")
 def webui():
-    root = os.environ.get("SD_WEBUI_DIR", "").strip()
-    if not root:
-        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
-    webui_dir = Path(root).expanduser().resolve()
-    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
-    if not (webui_dir / "launch.py").is_file() or not python.exists():
-        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python} (set SD_WEBUI_PYTHON)")
-    link = webui_dir / "extensions" / LINK_NAME
-    made_link = False
-    if not link.exists():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to(REPO, target_is_directory=True)
-        made_link = True
-    elif link.resolve() != REPO:
-        pytest.skip(f"{link} exists and is not this checkout")
-    port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
-    log_path = REPO / ".pytest_cache" / "webui-e2e.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log = log_path.open("w")
-    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port)], cwd=webui_dir,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
-            try:
-                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
-            time.sleep(2)
-        with httpx.Client(base_url=base, timeout=900, auth=(API_USER, API_PASSWORD)) as client:
-            yield client
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # the group this fixture started, nothing else
-            process.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        if made_link:
-            link.unlink()
+    with running_webui(ui=False, log_name="webui-e2e.log") as base, \
+            httpx.Client(base_url=base, timeout=900, auth=(API_USER, API_PASSWORD)) as client:
+        yield client
 
 
 def generate(client, **changes):

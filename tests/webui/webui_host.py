@@ -1,0 +1,102 @@
+"""Start a real WebUI (A1111 1.6-1.10 or Forge) from this checkout for the tests in tests/webui.
+
+Environment (see test_webui_e2e.py): SD_WEBUI_DIR (tests are skipped without it), SD_WEBUI_PYTHON,
+SD_WEBUI_CKPT, SD_WEBUI_ARGS, SD_WEBUI_PORT, SD_WEBUI_TIMEOUT. The extension is linked into
+`$SD_WEBUI_DIR/extensions/sd-webui-fooocus` for the run (the link removed afterwards when made here).
+The host runs on the CPU with the host's own `--api-auth` (and in UI mode `--gradio-auth`), so the
+tests see what an anonymous client, an API client and a logged-in browser get.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LINK_NAME = "sd-webui-fooocus"
+API_USER, API_PASSWORD = "fooocus-e2e", "not-a-secret"
+UI_USER, UI_PASSWORD = "fooocus-ui", "also-not-a-secret"
+ALLOWED_ORIGIN = "http://allowed.example"
+
+
+def launch_args(webui: Path, port: int, *, ui: bool) -> list[str]:
+    args = ["--api", "--port", str(port), "--server-name", "127.0.0.1",
+            "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
+            "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
+            "--do-not-download-clip", "--no-download-sd-model",
+            "--api-auth", f"{API_USER}:{API_PASSWORD}", "--cors-allow-origins", ALLOWED_ORIGIN]
+    args += ["--gradio-auth", f"{UI_USER}:{UI_PASSWORD}"] if ui else ["--nowebui"]
+    if (webui / "modules_forge").is_dir():
+        args += ["--always-cpu", "--all-in-fp32"]  # Forge's memory manager ignores --use-cpu
+    else:
+        args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
+    if os.environ.get("SD_WEBUI_CKPT"):
+        args += ["--ckpt", os.environ["SD_WEBUI_CKPT"]]
+    return args + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
+
+
+def webui_dir_or_skip() -> tuple[Path, Path]:
+    root = os.environ.get("SD_WEBUI_DIR", "").strip()
+    if not root:
+        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
+    webui_dir = Path(root).expanduser().resolve()
+    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
+    if not (webui_dir / "launch.py").is_file() or not python.exists():
+        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python} (set SD_WEBUI_PYTHON)")
+    return webui_dir, python
+
+
+@contextlib.contextmanager
+def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start the host, wait until its API answers, yield its base URL; stop it (its own process
+    group only) and remove the extension link made here afterwards."""
+    import httpx
+
+    webui_dir, python = webui_dir_or_skip()
+    link = webui_dir / "extensions" / LINK_NAME
+    made_link = False
+    if not link.exists():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(REPO, target_is_directory=True)
+        made_link = True
+    elif link.resolve() != REPO:
+        pytest.skip(f"{link} exists and is not this checkout")
+    port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
+    log_path = REPO / ".pytest_cache" / log_name
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port, ui=ui)], cwd=webui_dir,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**os.environ, **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
+            try:
+                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
+            time.sleep(2)
+        yield base
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # the group this helper started, nothing else
+            process.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        if made_link:
+            link.unlink()
