@@ -79,7 +79,8 @@ def host(tmp_path_factory, hub):
         shutil.copytree(os.environ["HF_HOME"], hf_home)  # offline files the host needs (CLIP tokenizer)
     env = {"SD_WEBUI_FOOOCUS_STYLES_DIR": str(styles), "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0",
            "HF_ENDPOINT": hub.url}
-    with running_webui(ui=True, log_name="webui-ui.log", env=env) as base:
+    log_name = f"webui-ui-{os.environ.get('SD_WEBUI_PORT', 'default')}.log"
+    with running_webui(ui=True, log_name=log_name, env=env) as base:
         yield {"base": base, "root": root, "styles": styles}
 
 
