@@ -25,6 +25,7 @@ LINK_NAME = "sd-webui-fooocus"
 API_USER, API_PASSWORD = "fooocus-e2e", "not-a-secret"
 UI_USER, UI_PASSWORD = "fooocus-ui", "also-not-a-secret"
 ALLOWED_ORIGIN = "http://allowed.example"
+STARTED_MARKER = "Startup time:"  # A1111 and Forge print it once everything, API included, is set up
 
 
 def launch_args(webui: Path, port: int, *, ui: bool) -> list[str]:
@@ -82,6 +83,14 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
         while True:
             if process.poll() is not None:
                 pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
+            # No request before the host says it is up: in UI mode the server already listens while
+            # the host still adds its API middleware, which a first request would make it refuse
+            # ("Cannot add middleware after an application has started"), and the host exits.
+            if STARTED_MARKER not in log_path.read_text(errors="replace"):
+                time.sleep(2)
+                continue
             try:
                 if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
                     break
@@ -92,11 +101,21 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
             time.sleep(2)
         yield base
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # the group this helper started, nothing else
-            process.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
+        stop(process)
         log.close()
         if made_link:
             link.unlink()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End the process group this helper started (nothing else); quietly if it is gone already."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
