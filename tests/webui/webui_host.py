@@ -76,7 +76,7 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
     log = log_path.open("w")
     process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port, ui=ui)], cwd=webui_dir,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, **(env or {})})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
