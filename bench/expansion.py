@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         references = [reference_tokens(fast, prompt_ids, seed) for seed in seeds]  # also the warm-up
+        print(f"generate() references for the {len(seeds)} seeds done", flush=True)
         fast.sample_tokens_batch(prompt_ids, new_tokens, seeds[:2])
         candidates = {
             "generate": lambda seed: reference_tokens(fast, prompt_ids, seed),
@@ -219,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not name.startswith("body_only") and tokens != expected:
                     print(f"MISMATCH: {name} tokens differ from generate() (round {round_index})")
                     return 1
+            print(f"round {round_index + 1}: one/generate {times['ours'][-1] / times['generate'][-1]:.3f}, "
+                  f"batched/one {times['batched'][-1] / times['ours'][-1]:.2f}", flush=True)
         load_after = os.getloadavg()
         median = {name: statistics.median(values) for name, values in times.items()}
 
