@@ -89,11 +89,12 @@ class _RecordThreads(torch.utils._python_dispatch.TorchDispatchMode):
 def test_fooocus_cfg_on_cpu_runs_on_one_thread_unless_batched(method, threads):
     x, x0_c, x0_u = tensors(8)
     params = FooocusParams(enabled=True, sharpness=2.0, adaptive_cfg=7.0)
+    progress = torch.tensor([0.5, 1.0])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         with _RecordThreads() as recorded:
-            fooocus_cfg(x, x0_c, x0_u, 1.0, 10.0, params, torch.tensor([0.5, 1.0]), method)
+            fooocus_cfg(x, x0_c, x0_u, 1.0, 10.0, params, progress, method)
         assert recorded.threads == threads
         assert torch.get_num_threads() == 2
     finally:
