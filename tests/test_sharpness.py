@@ -145,14 +145,14 @@ class _RecordThreads(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 @pytest.fixture
-def two_torch_threads():
+def _two_torch_threads():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
 
 
-@pytest.mark.usefixtures("two_torch_threads")
+@pytest.mark.usefixtures("_two_torch_threads")
 def test_cpu_shift_path_runs_on_one_thread_and_restores_the_count():
     gen = torch.Generator().manual_seed(6)
     x, guide = torch.randn(1, 4, 24, 20, generator=gen), torch.randn(1, 4, 24, 20, generator=gen)
@@ -165,9 +165,16 @@ def test_cpu_shift_path_runs_on_one_thread_and_restores_the_count():
     assert batched_ops.threads == {2}  # the batched path keeps torch's threads
     torch.testing.assert_close(shifted, batched, atol=1e-5, rtol=0)
     # restored after an error inside the block too
-    with pytest.raises(RuntimeError, match="inside"), sharpness.single_intra_op_thread():
-        assert torch.get_num_threads() == 1
-        raise RuntimeError("inside")
+    inside = []
+
+    def fail_on_one_thread():
+        with sharpness.single_intra_op_thread():
+            inside.append(torch.get_num_threads())
+            raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        fail_on_one_thread()
+    assert inside == [1]
     assert torch.get_num_threads() == 2
 
 

@@ -56,7 +56,7 @@ def joint_bilateral_filter(
     evaluation of the range weight.
 
     `method` chooses between two exact formulations of the same sum:
-    - "shift": the k² offsets one pair at a time (about 1,000 small operations at (2, 4, 128, 128));
+    - "shift": the k² offsets one pair at a time (about 800 small operations at (2, 4, 128, 128));
       the least arithmetic and memory traffic. On a CPU it runs on one intra-op thread (see
       `single_intra_op_thread`): its operations are too small for a second thread to pay for the
       barrier each one ends at, and on a busy machine each barrier waits for a descheduled thread.
@@ -146,7 +146,7 @@ def choose_filter_method(x: torch.Tensor) -> str:
     """The filter path `method="auto"` takes: "batched" on accelerators (CUDA, MPS, XPU, …), where
     every operation is a kernel launch; "shift" on a CPU, where it runs on one thread and is the
     fastest path idle and under contention alike (bench/guidance.py: with torch's two threads on a
-    busy 2-core machine, every one of the shift path's ~1,000 barriers can wait for a descheduled
+    busy 2-core machine, every one of the shift path's ~800 barriers can wait for a descheduled
     thread, and even the batched path's ~40 are slower than one thread doing the least work)."""
     return "shift" if x.device.type == "cpu" else "batched"
 
