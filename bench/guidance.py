@@ -5,9 +5,13 @@
 Times, interleaved so machine noise hits every candidate alike (medians):
 - `fooocus_cfg` with every trick on (sharpness 2 at p = 0.7, CFG 10 > adaptive CFG 7), and a plain CFG
   combine (the host's own work, the floor);
-- the sharpness filter (guide standardisation included) by our "shift" path, our "batched" path and what
-  `method="auto"` picks here, against Fooocus's `adaptive_anisotropic_filter` and kornia's
-  `joint_bilateral_blur`.
+- the sharpness filter (guide standardisation included) by our "shift" path (on a CPU: one intra-op
+  thread, what `method="auto"` runs there), the same path on torch's threads, our "batched" path,
+  against Fooocus's `adaptive_anisotropic_filter` (on torch's threads, as Fooocus runs it, and on one
+  thread) and kornia's `joint_bilateral_blur`.
+
+Ratios are taken within a repeat and the median over repeats is printed; the load average before and
+after the timings too.
 
 Fooocus's filter is loaded at run time from a Fooocus checkout (`--fooocus DIR` or `$FOOOCUS_DIR`: the
 folder holding `modules/anisotropic.py`, e.g. at commit 59f183ab); nothing of it is in this repository.
@@ -43,6 +47,7 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lib_fooocus.guidance import sharpness
 from lib_fooocus.guidance.cfg import fooocus_cfg
 from lib_fooocus.guidance.sharpness import (
     choose_filter_method,
@@ -205,10 +210,21 @@ def main() -> None:
     def ours(method):
         return lambda: joint_bilateral_filter(eps, standardized_guide(x0_cond), method=method)
 
+    threads = torch.get_num_threads()
+
+    def shift_on_torch_threads():
+        return sharpness._shift_filter(eps, standardized_guide(x0_cond), 13, 3.0, 3.0)
+
+    def reference_on_one_thread():
+        with sharpness.single_intra_op_thread():
+            return reference(eps, x0_cond)
+
     filters = {
         "shift path": ours("shift"),
+        f"shift path, {threads} threads": shift_on_torch_threads,
         "batched path": ours("batched"),
         reference_name: lambda: reference(eps, x0_cond),
+        f"{reference_name}, 1 thread": reference_on_one_thread,
         "kornia filter": lambda: kornia.filters.joint_bilateral_blur(
             eps, standardized_guide(x0_cond), (13, 13), 3.0, (3.0, 3.0), "reflect", "l1"
         ),
@@ -219,10 +235,12 @@ def main() -> None:
         **filters,
     }
     expected = filters[reference_name]()
-    differences = {name: (filters[name]() - expected).abs().max().item() for name in ("shift path", "batched path")}
+    ours_names = ("shift path", f"shift path, {threads} threads", "batched path")
+    differences = {name: (filters[name]() - expected).abs().max().item() for name in ours_names}
     ops = {name: count_ops(fn) for name, fn in filters.items()}
     memory = {name: peak_extra_bytes(fn) for name, fn in filters.items()}
 
+    load_before = os.getloadavg()
     contender = start_contender(args.contended_seconds) if args.contended else None
     try:
         times: dict[str, list[float]] = {name: [] for name in candidates}
@@ -237,10 +255,16 @@ def main() -> None:
             print("warning: the contending process ended before the timings did (raise --contended-seconds)")
     finally:
         stop(contender)
+    load_after = os.getloadavg()
     median = {name: statistics.median(values) for name, values in times.items()}
+
+    def round_ratio(top: str, bottom: str) -> float:
+        """The median over repeats of the ratio within a repeat (load changes hit both alike)."""
+        return statistics.median(a / b for a, b in zip(times[top], times[bottom]))
 
     mode = "CONTENDED (beside a 2-thread matmul process)" if args.contended else "idle (no contender started)"
     print(f"shape {shape}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repeats, {mode}")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, {os.cpu_count()} CPUs")
     print(f"reference: {reference_name}{' from ' + str(args.fooocus) if fooocus_filter else ''}; "
           f"auto picks the {auto} path here")
     for name, value in median.items():
@@ -250,12 +274,16 @@ def main() -> None:
             if name in differences:
                 extra += f"  max |Δ| vs reference {differences[name]:.1e}"
         print(f"  {name:34s} median {value * 1000:9.2f} ms{extra}")
-    for name in ("shift path", "batched path", "kornia filter"):
-        print(f"ratio {name} / {reference_name}: {median[name] / median[reference_name]:.3f}")
-    auto_ratio = median[f"{auto} path"] / median[reference_name]
-    print(f"ratio fooocus_cfg / plain CFG combine: {median['fooocus_cfg (all tricks)'] / median['plain CFG combine']:.1f}")
+    print("ratios (median over repeats of the ratio within a repeat):")
+    for name in (*ours_names, "kornia filter", f"{reference_name}, 1 thread"):
+        print(f"  {name} / {reference_name}: {round_ratio(name, reference_name):.3f}")
+    auto_name = "shift path" if auto == "shift" else "batched path"
+    auto_ratio = round_ratio(auto_name, reference_name)
+    print(f"  {auto_name} / {reference_name}, 1 thread: {round_ratio(auto_name, f'{reference_name}, 1 thread'):.3f}")
+    print(f"  fooocus_cfg / plain CFG combine: {round_ratio('fooocus_cfg (all tricks)', 'plain CFG combine'):.1f}")
+    print(f"  fooocus_cfg / {reference_name}: {round_ratio('fooocus_cfg (all tricks)', reference_name):.3f}")
     limit = 0.3 if args.contended else 0.15
-    print(f"target auto ({auto}) path <= {limit}x the reference: {'met' if auto_ratio <= limit else 'NOT met'} "
+    print(f"target auto ({auto_name}) <= {limit}x the reference: {'met' if auto_ratio <= limit else 'NOT met'} "
           f"({auto_ratio:.3f})")
     batched_ok = ops["batched path"] <= 60 and memory["batched path"] <= 64 * 2**20
     print(f"target batched path <= 60 ops and <= 64 MiB: {'met' if batched_ok else 'NOT met'}"

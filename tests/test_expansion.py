@@ -374,3 +374,40 @@ def test_expand_batch_computes_equal_seeds_once(engine, monkeypatch):
     assert calls == [[5, 7]]
     assert texts[0] == texts[2] == texts[3] == engine.expand("a house", 5)
     assert texts[1] == engine.expand("a house", 7) != texts[0]
+
+
+# ---- the float32 decoder ----------------------------------------------------------------------------
+
+
+def test_decoder_hidden_states_equal_the_model_forward(engine):
+    """Our decoder (prompt once for every row, preallocated cache) against the model's own forward over
+    each row's whole sequence, to float32 rounding."""
+    from lib_fooocus.expansion.decoder import Gpt2Decoder
+
+    decoder = Gpt2Decoder(engine.model)
+    prompt_ids = engine.encode("a photo of the cat,")
+    rows_tokens = [[5, 17, 9], [40, 2, 33]]  # each row feeds its own tokens after the shared prompt
+    with torch.inference_mode():
+        prompt_state = decoder.prefill(prompt_ids, rows=2, total=len(prompt_ids) + 3)
+        states = [decoder.step(torch.tensor([row[i] for row in rows_tokens])) for i in range(3)]
+        for row, tokens in enumerate(rows_tokens):
+            full = engine.model.transformer(input_ids=torch.tensor([prompt_ids + tokens])).last_hidden_state[0]
+            torch.testing.assert_close(prompt_state[0], full[len(prompt_ids) - 1], atol=1e-5, rtol=1e-5)
+            for i, state in enumerate(states):
+                torch.testing.assert_close(state[row], full[len(prompt_ids) + i], atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_only_for_the_plain_gpt2_block(engine, exact_engine):
+    import copy
+
+    from lib_fooocus.expansion import decoder
+
+    assert decoder.supports(engine.model)
+    assert engine._decoder is not None
+    assert exact_engine._decoder is None  # the exact path runs the model's own forward
+    for name, value in [("scale_attn_by_inverse_layer_idx", True), ("reorder_and_upcast_attn", True),
+                        ("activation_function", "relu"), ("scale_attn_weights", False)]:
+        variant = copy.copy(engine.model)
+        variant.config = copy.deepcopy(engine.model.config)
+        setattr(variant.config, name, value)
+        assert not decoder.supports(variant), name

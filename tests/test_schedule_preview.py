@@ -198,3 +198,20 @@ def test_plot_html_escapes_names_and_survives_odd_values():
     assert "<img" not in markup and "&lt;img" in markup
     root = _parse(markup)  # well-formed
     assert "20 steps (Uniform): CFG 7;" in "".join(root.itertext())  # the defaults: 20 steps, CFG 7
+
+
+def test_plot_is_drawn_once_per_set_of_values(monkeypatch):
+    # Both tabs' accordions start from the same values: the second build must not draw again.
+    from lib_fooocus.guidance import preview
+    from lib_fooocus.webui import schedule_plot
+
+    schedule_plot._plot_for.cache_clear()
+    drawn = []
+    real = preview.schedule_preview
+    monkeypatch.setattr(preview, "schedule_preview", lambda **kwargs: drawn.append(kwargs) or real(**kwargs))
+    first = schedule_plot.schedule_plot_html(2.0, 7.0, 0.3, 20, 7.0, "Euler", None)
+    assert schedule_plot.schedule_plot_html("2", 7, 0.3, 20.0, "7", "Euler", None) == first  # same values
+    assert len(drawn) == 1
+    other = schedule_plot.schedule_plot_html(2.0, 7.0, 0.3, 21, 7.0, "Euler", None)
+    assert len(drawn) == 2 and other != first
+    assert drawn[1]["steps"] == 21

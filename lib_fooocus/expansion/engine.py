@@ -7,12 +7,14 @@ positive.txt (as 'Ġ'+word tokens) and ','; every token already in the sequence 
 
 The sampling reproduces what `transformers.set_seed(seed)` + `model.generate(do_sample=True, top_k=100)`
 does, token for token, but draws from a private `torch.Generator` seeded the same way, so the caller's
-python/numpy/torch random state is untouched. The decode loop is our own (KV cache, no `generate()`):
-in float32 the LM head is evaluated only for the allowed tokens (the others can never be drawn),
-which can move those logits by a float32 rounding step (≈1e-7 relative): the sampled token changes
-only if two candidates tie that closely, which no test or benchmark run ever hit. In float16 (GPU)
-a rounding step is ~1e-3, far likelier to tip a draw, so there the full head is evaluated exactly
-as `generate()` does; `exact_head=True` forces that everywhere.
+python/numpy/torch random state is untouched. The decode loop is our own (KV cache, no `generate()`).
+In float32 it is the fast loop: our own GPT-2 decoder over the model's weights (`decoder`: the shared
+prompt runs once, a preallocated cache), the LM head evaluated only for the allowed tokens (the others
+can never be drawn) and the softmax taken over those tokens. Each of these can move a probability by
+a float32 rounding step (≈1e-7 relative): the sampled token changes only if two candidates tie that
+closely, which no test or benchmark run ever hit. In float16 (GPU) a rounding step is ~1e-3, far
+likelier to tip a draw, so there the model's own forward and the full head run exactly as
+`generate()` runs them; `exact_head=True` forces that everywhere.
 
 Licence of the model files (not of this code): the word list, vocabulary and weights are CC BY-NC 4.0
 when used outside Fooocus — see `LICENSE_NOTICE`.
@@ -25,10 +27,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lib_fooocus.expansion import decoder as gpt2_decoder
 from lib_fooocus.expansion.files import (
     LICENSE_NOTICE,
     BrokenWeightsError,
@@ -146,6 +149,10 @@ class FooocusExpansion:
         self.vocab_size = int(self.model.config.vocab_size)
         self.max_positions = int(self.model.config.n_positions)
         self._build_token_tables()
+        # The float32 fast path runs its own decoder; the exact path (and any GPT-2 variant the decoder
+        # does not implement) runs the model's forward as generate() does.
+        use_decoder = not self.exact_head and gpt2_decoder.supports(self.model)
+        self._decoder = gpt2_decoder.Gpt2Decoder(self.model) if use_decoder else None
         log.info(
             "Fooocus V2 expansion loaded from %s on %s (%s), %d allowed words",
             self.model_dir,
@@ -259,42 +266,70 @@ class FooocusExpansion:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(int(seed))
             generators.append(generator)
-        step = self._exact_step if self.exact_head else self._fast_step
-        state = self._initial_state(prompt_ids, len(generators))
         with torch.inference_mode():
-            return self._decode_loop(prompt_ids, max_new_tokens, generators, step, state)
+            if self._decoder is not None:
+                return self._fast_decode(prompt_ids, max_new_tokens, generators)
+            return self._exact_decode(prompt_ids, max_new_tokens, generators)
 
-    # ---- the decode loop -----------------------------------------------------------------------
+    # ---- the fast loop: own decoder, allowed-rows head, sampling on the allowed tokens ---------------
 
-    def _initial_state(self, prompt_ids: list[int], rows: int) -> dict[str, Any]:
+    def _fast_decode(self, prompt_ids: list[int], max_new_tokens: int, generators: list[Any]) -> list[list[int]]:
+        """Rows share the prompt (run once, see `Gpt2Decoder`) and the number of new tokens (no row can
+        end early: the end token carries the -8192 bias, so its probability is exactly 0).
+
+        Sampling draws what `torch.multinomial(probs, 1, generator=g)` draws on the full-vocabulary
+        row, which is: one Exp(1) number per vocabulary entry from `g`, then argmax(p / e). Every entry
+        outside the allowed tokens has p = 0 and so never wins; the full vector of Exp(1) numbers is
+        still drawn so that `g` advances exactly as there. Row i draws only from `generators[i]`."""
         import torch
 
-        if self.exact_head:
-            bias = self.base_bias.clone()
-            bias[0, prompt_ids] = NEG_INF
-            bias[0, self.comma_id] = 0.0
-            return {"bias": bias.repeat(rows, 1)}
+        rows = len(generators)
+        decoder = self._decoder
+        hidden = decoder.prefill(prompt_ids, rows, len(prompt_ids) + max_new_tokens - 1)
+        try:
+            bias = self._initial_allowed_bias(prompt_ids).repeat(rows, 1)
+            noise = torch.empty((rows, self.vocab_size), dtype=torch.float32, device=self.device)
+            k = min(TOP_K, bias.shape[1])
+            picks = []
+            for step in range(max_new_tokens):
+                if step:
+                    hidden = decoder.step(self.allowed_ids[picks[-1]])
+                scores = torch.nn.functional.linear(hidden, self._allowed_head).float() + bias  # (1 or rows, A)
+                threshold = torch.topk(scores, k)[0][:, -1:]
+                probs = torch.softmax(scores.masked_fill_(scores < threshold, float("-inf")), dim=-1)
+                for row, generator in enumerate(generators):
+                    noise[row].exponential_(generator=generator)
+                pick = torch.argmax(probs.div_(noise.index_select(1, self.allowed_ids)), dim=1)
+                picks.append(pick)
+                # Ban what was drawn; ',' may repeat.
+                bias.scatter_(1, pick.unsqueeze(1), NEG_INF)
+                bias[:, self._comma_index] = 0.0
+        finally:
+            decoder.release()
+        return self.allowed_ids[torch.stack(picks, dim=1)].tolist()
+
+    def _initial_allowed_bias(self, prompt_ids: list[int]) -> Any:
+        """(1, allowed) bias: -8192 on allowed words already in the prompt, 0 elsewhere (',' always 0)."""
+        import torch
+
         bias = torch.zeros((1, len(self._allowed_index)), dtype=torch.float32, device=self.device)
         banned = [self._allowed_index[t] for t in set(prompt_ids) if t in self._allowed_index]
         bias[0, banned] = NEG_INF
         bias[0, self._comma_index] = 0.0
-        scores = torch.full((rows, self.vocab_size), float("-inf"), dtype=torch.float32, device=self.device)
-        return {"bias": bias.repeat(rows, 1), "scores": scores}
+        return bias
 
-    def _decode_loop(
-        self,
-        prompt_ids: list[int],
-        max_new_tokens: int,
-        generators: list[Any],
-        step: Callable[[Any, dict[str, Any], bool], Any],
-        state: dict[str, Any],
-    ) -> list[list[int]]:
-        """Rows share the prompt and the number of new tokens (no token can end a row early: the end
-        token carries the -8192 bias, so its probability is exactly 0). Row i draws only from
-        `generators[i]`, with `multinomial` on its own (1, vocab) row, as the one-row loop does."""
+    # ---- the exact loop: the model's own forward and full head, as generate() runs them -------------
+
+    def _exact_decode(self, prompt_ids: list[int], max_new_tokens: int, generators: list[Any]) -> list[list[int]]:
+        """Rows share the prompt and the number of new tokens. Row i draws only from `generators[i]`,
+        with `multinomial` on its own (1, vocab) row, as the one-row loop does."""
         import torch
 
         rows = len(generators)
+        bias = self.base_bias.clone()
+        bias[0, prompt_ids] = NEG_INF
+        bias[0, self.comma_id] = 0.0
+        bias = bias.repeat(rows, 1)
         total = len(prompt_ids) + max_new_tokens
         attention_mask = torch.ones((rows, total), dtype=torch.long, device=self.device)
         positions = torch.arange(total, dtype=torch.long, device=self.device).unsqueeze(0).expand(rows, -1)
@@ -315,7 +350,7 @@ class FooocusExpansion:
                 return_dict=True,
             )
             past = outputs.past_key_values
-            scores = step(outputs.last_hidden_state, state, done == 0)
+            scores = self._exact_step(outputs.last_hidden_state, bias, done == 0)
             probs = torch.nn.functional.softmax(scores, dim=-1)
             tokens = [
                 torch.multinomial(probs[row : row + 1], num_samples=1, generator=generator)
@@ -324,41 +359,19 @@ class FooocusExpansion:
             for row, token in enumerate(tokens):
                 token_id = int(token.item())
                 generated[row].append(token_id)
-                self._ban(row, token_id, state)
+                if token_id != self.comma_id:
+                    bias[row, token_id] = NEG_INF
             current = torch.cat(tokens, dim=0) if rows > 1 else tokens[0].view(1, 1)
             done = end
         return generated
 
-    def _ban(self, row: int, token_id: int, state: dict[str, Any]) -> None:
-        if token_id == self.comma_id:
-            return
-        if self.exact_head:
-            state["bias"][row, token_id] = NEG_INF
-        elif token_id in self._allowed_index:
-            state["bias"][row, self._allowed_index[token_id]] = NEG_INF
-
-    def _exact_step(self, hidden: Any, state: dict[str, Any], first: bool) -> Any:
+    def _exact_step(self, hidden: Any, bias: Any, first: bool) -> Any:
         """Full-vocabulary head, as generate() computes it."""
         import torch
 
         if not first or _forward_keeps_last_logit_only(self.model):
             hidden = hidden[:, -1:, :]
         logits = self.model.get_output_embeddings()(hidden)[:, -1, :].float()
-        scores = logits + state["bias"]
+        scores = logits + bias
         threshold = torch.topk(scores, TOP_K)[0][..., -1, None]
         return scores.masked_fill(scores < threshold, float("-inf"))
-
-    def _fast_step(self, hidden: Any, state: dict[str, Any], first: bool) -> Any:
-        """Head rows of the allowed tokens only. Every other token carries the -8192 bias, so its
-        probability is exactly 0 in float32 either way; it only has to stay in the vector because
-        `torch.multinomial` draws one random number per entry."""
-        import torch
-
-        logits = torch.nn.functional.linear(hidden[:, -1, :], self._allowed_head).float()
-        allowed_scores = logits + state["bias"]
-        k = min(TOP_K, allowed_scores.shape[-1])
-        threshold = torch.topk(allowed_scores, k)[0][..., -1, None]
-        allowed_scores = allowed_scores.masked_fill(allowed_scores < threshold, float("-inf"))
-        scores = state["scores"]
-        scores.index_copy_(1, self.allowed_ids, allowed_scores)
-        return scores

@@ -16,7 +16,7 @@ import torch
 
 from lib_fooocus.broadcast import per_row
 
-from .sharpness import sharpen_positive_eps
+from .sharpness import sharpen_positive_eps, single_intra_op_thread
 
 
 class GuidanceSettings(Protocol):
@@ -77,11 +77,22 @@ def fooocus_cfg(
     e_c = x − x0_c, e_u = x − x0_u → sharpness on e_c (guide: x0_c) → adaptive CFG → x − e_final.
     `sigma` is accepted for symmetry with the hosts' hooks; the math needs only the progress.
     `filter_method` chooses the sharpness filter's path ("auto", "shift", "batched"; the same result).
-    Computes in float32 and returns `x`'s dtype and device.
+    Computes in float32 and returns `x`'s dtype and device. On a CPU, unless the batched filter path is
+    asked for, it all runs on one intra-op thread (`single_intra_op_thread`): a latent's elementwise
+    operations are too small for a second thread to pay for the barrier each ends at, which on a busy
+    machine waits for a descheduled thread (bench/guidance.py).
     """
     del sigma  # Fooocus uses σ only to record eps for its "vae" refiner swap.
     if is_cfg_one(cfg_scale) or x0_uncond is None:
         return x0_cond.to(x.dtype)
+    if x.device.type == "cpu" and filter_method != "batched":
+        with single_intra_op_thread():
+            return _guided(x, x0_cond, x0_uncond, cfg_scale, params, progress, filter_method)
+    return _guided(x, x0_cond, x0_uncond, cfg_scale, params, progress, filter_method)
+
+
+def _guided(x, x0_cond, x0_uncond, cfg_scale, params, progress, filter_method):
+    """`fooocus_cfg` past the CFG-1 check."""
     x32 = x.to(torch.float32)
     x0_cond32 = x0_cond.to(torch.float32)
     eps_cond = x32 - x0_cond32

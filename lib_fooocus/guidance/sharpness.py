@@ -10,6 +10,7 @@ Shapes: eps, x0, guide (B, C, H, W); progress (B,) or a scalar.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -55,11 +56,13 @@ def joint_bilateral_filter(
     evaluation of the range weight.
 
     `method` chooses between two exact formulations of the same sum:
-    - "shift": the k² offsets one pair at a time (about 1,000 small operations at (2, 4, 128, 128));
-      the least arithmetic and memory traffic, best on an idle CPU with one thread.
+    - "shift": the k² offsets one pair at a time (about 800 small operations at (2, 4, 128, 128));
+      the least arithmetic and memory traffic. On a CPU it runs on one intra-op thread (see
+      `single_intra_op_thread`): its operations are too small for a second thread to pay for the
+      barrier each one ends at, and on a busy machine each barrier waits for a descheduled thread.
     - "batched": whole rows of the window per operation (`_batched_filter`; about 40 operations at
       (2, 4, 128, 128), peak extra memory bounded by `BATCHED_MEMORY_BUDGET`): few kernel launches
-      on GPUs, few thread barriers on a CPU shared with other work.
+      on GPUs; on a CPU it uses torch's threads.
     - "auto": `choose_filter_method(x)`.
     Computes in float32; returns `x`'s dtype.
     """
@@ -83,12 +86,23 @@ def joint_bilateral_filter(
     if method == "batched":
         return _batched_filter(x, guide, kernel_size, sigma_space, sigma_color).to(x.dtype)
 
+    if x.device.type != "cpu":
+        return _shift_filter(x, guide, kernel_size, sigma_space, sigma_color)
+    with single_intra_op_thread():
+        return _shift_filter(x, guide, kernel_size, sigma_space, sigma_color)
+
+
+def _shift_filter(x, guide, kernel_size, sigma_space, sigma_color):
+    """The "shift" path (see `joint_bilateral_filter`), on whatever threads torch is set to use."""
+    radius = kernel_size // 2
+    height, width = x.shape[2:]
     x32 = x.to(torch.float32)
     # Padded index a ↔ image coordinate a − radius, for both x and the guide.
     x_pad = F.pad(x32, (radius,) * 4, mode="reflect")
     guide_pad = F.pad(guide.to(torch.float32), (radius,) * 4, mode="reflect")
     spatial = gaussian_kernel_1d(kernel_size, sigma_space)
     log_spatial = (spatial[:, None] * spatial[None, :]).log()  # (k, k), float64
+    log_spatial_32 = _log_spatial_table(kernel_size, float(sigma_space), x.device)  # rows dy = 0 … r
     color_coeff = -0.5 / (sigma_color**2)
 
     centre = math.exp(float(log_spatial[radius, radius]))  # w(p, p) = w_s(0, 0)
@@ -101,8 +115,8 @@ def joint_bilateral_filter(
         cols = slice(radius - max(dx, 0), width + radius - min(dx, 0))
         here = guide_pad[:, :, rows, cols]
         there = guide_pad[:, :, rows.start + dy : rows.stop + dy, cols.start + dx : cols.stop + dx]
-        weight = (there - here).abs_().sum(dim=1, keepdim=True).square_()
-        weight.mul_(color_coeff).add_(float(log_spatial[radius + dy, radius + dx])).exp_()
+        distance = (there - here).abs_().sum(dim=1, keepdim=True)
+        weight = torch.addcmul(log_spatial_32[dy, dx + radius], distance, distance, value=color_coeff).exp_()
         # Offset +d at pixel p: w(p, p + d) = r_d(p + r)  → weight index (p + dy, p + max(dx, 0)).
         _accumulate(numerator, denominator, weight, x_pad, (dy, dx), (dy, max(dx, 0)))
         # Offset −d at pixel p: w(p, p − d) = r_d(p − d + r)  → weight index (p, p + max(−dx, 0)).
@@ -130,19 +144,29 @@ def _accumulate(numerator, denominator, weight, x_pad, offset, weight_origin):
 
 def choose_filter_method(x: torch.Tensor) -> str:
     """The filter path `method="auto"` takes: "batched" on accelerators (CUDA, MPS, XPU, …), where
-    every operation is a kernel launch; on a CPU "shift" unless torch runs several intra-op threads on
-    an input large enough to be split among them: each of the shift path's ~1,000 operations then
-    ends at a thread barrier, and on a busy machine each barrier waits for a descheduled thread."""
-    if x.device.type != "cpu":
-        return "batched"
-    if torch.get_num_threads() > 1 and x[:, :1].numel() >= CPU_PARALLEL_ELEMENTS:
-        return "batched"
-    return "shift"
+    every operation is a kernel launch; "shift" on a CPU, where it runs on one thread and is the
+    fastest path idle and under contention alike (bench/guidance.py: with torch's two threads on a
+    busy 2-core machine, every one of the shift path's ~800 barriers can wait for a descheduled
+    thread, and even the batched path's ~40 are slower than one thread doing the least work)."""
+    return "shift" if x.device.type == "cpu" else "batched"
 
 
-# Below this many elements per (B, 1, H, W) plane torch runs the shift path's operations on one
-# thread anyway (its grain size is 32,768), so there are no barriers to save.
-CPU_PARALLEL_ELEMENTS = 32_768
+@contextmanager
+def single_intra_op_thread():
+    """Runs the block on one torch intra-op thread; restores the caller's count afterwards.
+
+    `torch.set_num_threads` sets the calling thread's OpenMP/MKL thread count (the filter runs in the
+    sampling thread; other threads keep their own), so this only changes how the filter's operations
+    are split, never their results."""
+    before = torch.get_num_threads()
+    if before <= 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def batched_plan(x_shape: tuple[int, ...], guide_channels: int, kernel_size: int,

@@ -9,6 +9,7 @@ sampler or scheduler change.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from typing import Any
@@ -25,6 +26,7 @@ SCHEDULER_LABELS = {
     "simple": "Simple",
 }
 DEFAULT_STEPS, DEFAULT_CFG = 20, 7.0
+PLOT_CACHE_SIZE = 64  # drawings kept (a few kB each)
 
 
 def _number(value: Any, default: float) -> float:
@@ -136,16 +138,27 @@ def schedule_plot_html(
     scheduler: Any = None,
 ) -> str:
     """The plot for the UI's current values (anything unreadable falls back to a default)."""
+    return _plot_for(
+        int(_number(steps, DEFAULT_STEPS)),
+        _number(cfg_scale, DEFAULT_CFG),
+        _number(sharpness, 2.0),
+        _number(adaptive_cfg, 7.0),
+        _number(adm_scaler_end, 0.3),
+        None if sampler is None else str(sampler),
+        None if scheduler is None else str(scheduler),
+    )
+
+
+@functools.lru_cache(maxsize=PLOT_CACHE_SIZE)
+def _plot_for(steps: int, cfg_scale: float, sharpness: float, adaptive_cfg: float, adm_scaler_end: float,
+              sampler: str | None, scheduler: str | None) -> str:
+    """One drawing per set of values: the txt2img and img2img accordions start from the same values,
+    so building the second costs nothing (a pure function of its arguments; a bounded cache)."""
     from lib_fooocus.guidance.preview import schedule_preview
 
     preview = schedule_preview(
-        steps=int(_number(steps, DEFAULT_STEPS)),
-        cfg_scale=_number(cfg_scale, DEFAULT_CFG),
-        sharpness=_number(sharpness, 2.0),
-        adaptive_cfg=_number(adaptive_cfg, 7.0),
-        adm_scaler_end=_number(adm_scaler_end, 0.3),
-        sampler=None if sampler is None else str(sampler),
-        scheduler=None if scheduler is None else str(scheduler),
+        steps=steps, cfg_scale=cfg_scale, sharpness=sharpness, adaptive_cfg=adaptive_cfg,
+        adm_scaler_end=adm_scaler_end, sampler=sampler, scheduler=scheduler,
     )
     return schedule_svg(preview)
 

@@ -108,8 +108,8 @@ def option_specs() -> list[OptionSpec]:
         OptionSpec(KEY_EXPANSION_UNLOAD, False, "Unload the expansion model after each generation", "checkbox"),
         OptionSpec(KEY_FILTER_METHOD, "auto", "Sharpness filter path", "radio",
                    {"choices": list(FILTER_METHOD_CHOICES)},
-                   info="same result either way; auto = batched on GPUs and multi-threaded CPUs, shift on one "
-                        "CPU thread; batched = few large operations; shift = least work, ~1,000 small operations"),
+                   info="same result either way; auto = batched on GPUs, shift on CPUs; batched = few large "
+                        "operations on torch's threads; shift = least work, ~800 small operations on one CPU thread"),
         OptionSpec(KEY_REFINER_PLACEMENT, REFINER_PLACEMENTS[0], "Keep the Fooocus refiner's UNet in", "radio",
                    {"choices": list(REFINER_PLACEMENTS)},
                    info="CPU RAM: moved to the compute device for each generation; compute device: stays there "
