@@ -117,7 +117,7 @@ def register_callbacks(script_callbacks: Any, scripts_module: Any, context: Fooo
 
     def on_before_ui() -> None:
         try:
-            register_axes(scripts_module.scripts_data, lambda: list(context.style_library().names), refiner_choices)
+            register_axes(scripts_module.scripts_data, context.style_library, refiner_choices)
         except Exception:
             log.exception("Fooocus: X/Y/Z axes not added")
 
