@@ -99,7 +99,7 @@ def test_a_cell_not_seen_by_confirm_is_labelled_and_applied_alike() -> None:
 def test_accordion_random_style_names_its_pick_per_image_in_the_infotext() -> None:
     p = types.SimpleNamespace(all_prompts=["a cat", "a cat"], all_negative_prompts=["", ""], all_seeds=[5, 6],
                               batch_size=2)
-    params = types.SimpleNamespace(styles=("Noir", "Random Style"), expansion=False, to_infotext=lambda: {})
+    params = types.SimpleNamespace(styles=("Noir", "Random Style"), expansion=False, to_infotext=dict)
     rewrite = rewrite_prompts(p, params, LIBRARY, None)
     picks = [LIBRARY.random_style(5), LIBRARY.random_style(6)]
     assert rewrite.random_styles == picks
