@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,16 @@ class StyleImports:
         user_dir: Callable[[], Path] | None = None,
         base_url: str | None = None,
         timeout: float = UI_DOWNLOAD_TIMEOUT,
+        style_files: Mapping[str, str] | None = None,
+        preview_files: Mapping[str, str] | None = None,
     ):
         self._get_library = get_library
         self._reload_library = reload_library
         self._user_dir = user_dir
         self._base_url = base_url
         self._timeout = timeout
+        self._style_files = dict(FOOOCUS_STYLE_SHA256 if style_files is None else style_files)  # name -> sha256
+        self._preview_files = preview_files  # None: the pinned table
         self._flag_lock = threading.Lock()
         self._busy = False
 
@@ -106,8 +110,8 @@ class StyleImports:
 
     def _import_fooocus(self, report: Report) -> str:
         before = self._library_size()
-        previews = preview_hashes()
-        total = len(FOOOCUS_STYLE_SHA256) + len(previews)
+        previews = preview_hashes() if self._preview_files is None else dict(self._preview_files)
+        total = len(self._style_files) + len(previews)
         done = [0]
 
         def step(text: str) -> None:
@@ -115,8 +119,8 @@ class StyleImports:
             report(done[0], total, text)
 
         report(0, total, "Downloading Fooocus's style files…")
-        files = import_fooocus_styles(self._destination(), base_url=self._base_url, timeout=self._timeout,
-                                      progress=step)
+        files = import_fooocus_styles(self._destination(), base_url=self._base_url, expected=self._style_files,
+                                      timeout=self._timeout, progress=step)
         if not files.downloaded and not files.already_present:
             return ("Fooocus's styles not imported: no style file could be downloaded "
                     f"({_failure_text(files.failures)}). Check the network connection, or set a mirror "
@@ -128,7 +132,7 @@ class StyleImports:
         library = self._reload_library()
         after = len(library)
         json_count = len(files.downloaded) + len(files.already_present)
-        text = (f"Fooocus's styles imported: {json_count} of {len(FOOOCUS_STYLE_SHA256)} style files "
+        text = (f"Fooocus's styles imported: {json_count} of {len(self._style_files)} style files "
                 f"({len(files.downloaded)} downloaded, {len(files.already_present)} already there), "
                 f"{len(images.downloaded) + len(images.already_present)} of {len(previews)} previews "
                 f"({len(images.downloaded)} downloaded, {len(images.already_present)} already there); "
@@ -175,6 +179,7 @@ class StyleImports:
                 lines.append(f"{source.name}: not imported ({error})")
                 continue
             line = f"{source.name}: {count} style(s) imported into {target.name}"
+            warnings = [*_csv_row_notes(source), *warnings]
             if warnings:
                 listed = "; ".join(_short(w) for w in warnings[:LISTED_FAILURES])
                 more = len(warnings) - LISTED_FAILURES
@@ -186,6 +191,30 @@ class StyleImports:
             lines.append(line)
         after = len(self._reload_library())
         return "; ".join(lines) + f". The library has {after} styles ({after - before:+d})."
+
+
+def _csv_row_notes(source: Path) -> list[str]:
+    """Why rows of an A1111 CSV did not become a style of their own (comment rows, whose name starts
+    with '#', are not counted): no name, or a name an earlier row already had (the later row wins)."""
+    import csv
+
+    from lib_fooocus.styles.library import normalize_name
+
+    notes, seen = [], set()
+    try:
+        with source.open(encoding="utf-8-sig", newline="") as file:
+            for number, row in enumerate(csv.DictReader(file, skipinitialspace=True), start=2):
+                name = (row.get("name") or "").strip()
+                if not name:
+                    notes.append(f"row {number}: no name")
+                elif not name.startswith("#"):
+                    key = normalize_name(name)
+                    if key in seen:
+                        notes.append(f"row {number}: {name!r} repeats an earlier name (the later row is kept)")
+                    seen.add(key)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []  # the importer reports unreadable files
+    return notes
 
 
 def _replaced_names(old: Any, written: Path) -> list[str]:
