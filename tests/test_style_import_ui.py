@@ -117,8 +117,8 @@ def test_no_network_gives_a_clear_line_and_changes_nothing(tmp_path: Path, bundl
     library = Library(bundled, tmp_path / "user")
     before = library.current
     line = importer(tmp_path, library, closed_port_url()).import_fooocus()
-    assert line.startswith("Fooocus's styles not imported: no style file could be downloaded (a.json: ")
-    assert "cannot connect" in line and "Check the network connection" in line
+    assert line.startswith("Fooocus's styles not imported: no style file could be downloaded from http://127.0.0.1:")
+    assert "(2 files: cannot connect (" in line and "Check the network connection" in line
     assert library.reloads == 0 and library.current is before
     assert not list((tmp_path / "user").glob("*.json"))
 

@@ -22,6 +22,7 @@ from lib_fooocus.styles.importer import (
     import_a1111_csv,
     import_fooocus_styles,
     preview_hashes,
+    resolve_base_url,
 )
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,18 @@ def _no_report(_done: int, _total: int, _text: str) -> None:
 
 
 def _failure_text(failures: dict[str, str]) -> str:
-    shown = [f"{name}: {why}" for name, why in list(failures.items())[:LISTED_FAILURES]]
-    more = len(failures) - len(shown)
-    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+    """Failures grouped by reason (without the URL each reason starts with), e.g. "6 files: cannot
+    connect (Connection refused)"; the first few reasons, then how many more."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in failures.items():
+        reason = why.split(": ", 1)[1] if why.startswith(("http://", "https://")) and ": " in why else why
+        by_reason.setdefault(reason, []).append(name)
+    shown = []
+    for reason, names in list(by_reason.items())[:LISTED_FAILURES]:
+        who = names[0] if len(names) == 1 else f"{len(names)} files"
+        shown.append(f"{who}: {reason}")
+    more = len(by_reason) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more reason(s)" if more > 0 else "")
 
 
 class StyleImports:
@@ -122,8 +132,9 @@ class StyleImports:
         files = import_fooocus_styles(self._destination(), base_url=self._base_url, expected=self._style_files,
                                       timeout=self._timeout, progress=step)
         if not files.downloaded and not files.already_present:
-            return ("Fooocus's styles not imported: no style file could be downloaded "
-                    f"({_failure_text(files.failures)}). Check the network connection, or set a mirror "
+            return ("Fooocus's styles not imported: no style file could be downloaded from "
+                    f"{resolve_base_url(self._base_url)} ({_failure_text(files.failures)}). Check the network "
+                    "connection, or set a mirror "
                     "($SD_WEBUI_FOOOCUS_STYLES_BASE_URL), or point the setting “Fooocus styles folder” at a "
                     "Fooocus install.")
         report(done[0], total, "Downloading the preview images…")
