@@ -17,7 +17,7 @@ from lib_fooocus.webui import xyz
 from lib_fooocus.webui.generation import INFOTEXT_RANDOM_STYLE_KEY, infotext_entries, rewrite_prompts
 from lib_fooocus.webui.script_args import xyz_overrides
 
-NAMES = ["Warm Light", "Cinematic", "Pixel Art", "Ink, Wash", "Noir", "Retro Wave", "Fooocus Sharp"]
+NAMES = ["Warm Light", "Cinematic", "Pixel Art", "Ink, Wash", "Noir", "Retro Wave", "Fooocus Sharp", "Pen + Ink"]
 LIBRARY = StyleLibrary.from_styles([{"name": n, "prompt": "{prompt}, " + n.lower()} for n in NAMES])
 
 
@@ -50,9 +50,12 @@ def run_axis(text: str, seed: int) -> tuple[list[str], list[str], list[list[str]
 
 
 def test_combinations_and_quoted_cells() -> None:
-    _cells, labels, applied = run_axis('Warm Light + cinematic, "Ink, Wash + Noir", None, , Fooocus V2 + Pixel Art', 7)
-    assert applied == [["Warm Light", "Cinematic"], ["Ink, Wash", "Noir"], [], [], ["Fooocus V2", "Pixel Art"]]
-    assert labels == ["Warm Light + Cinematic", "Ink, Wash + Noir", "None", "None", "Fooocus V2 + Pixel Art"]
+    _cells, labels, applied = run_axis(
+        'Warm Light + cinematic, "Ink, Wash + Noir", None, , Fooocus V2 + Pixel Art, Pen + Ink', 7)
+    assert applied == [["Warm Light", "Cinematic"], ["Ink, Wash", "Noir"], [], [], ["Fooocus V2", "Pixel Art"],
+                       ["Pen + Ink"]]  # a name holding "+" is one style
+    assert labels == ["Warm Light + Cinematic", "Ink, Wash + Noir", "None", "None", "Fooocus V2 + Pixel Art",
+                      "Pen + Ink"]
 
 
 def test_unknown_names_stop_the_plot_before_it_starts() -> None:
@@ -82,9 +85,12 @@ def test_random_style_is_reproducible_and_a_label_can_be_pasted_back() -> None:
 
 
 def test_random_style_without_a_fixed_seed_shows_the_seed_it_drew() -> None:
-    cells, labels, applied = run_axis("Random Style", -1)  # "Keep -1 for seeds"
-    seed = int(labels[0].split("seed ", 1)[1].split(":", 1)[0])
-    assert applied == [[LIBRARY.random_style(seed)]]
+    seeds = []
+    for _ in range(2):
+        _cells, labels, applied = run_axis("Random Style", -1)  # "Keep -1 for seeds"
+        seeds.append(int(labels[0].split("seed ", 1)[1].split(":", 1)[0]))
+        assert applied == [[LIBRARY.random_style(seeds[-1])]]
+    assert seeds[0] != seeds[1]  # drawn anew each time (equal with chance 2**-32)
 
 
 def test_a_cell_not_seen_by_confirm_is_labelled_and_applied_alike() -> None:
@@ -106,3 +112,11 @@ def test_accordion_random_style_names_its_pick_per_image_in_the_infotext() -> No
     entries = infotext_entries(params, rewrite)
     assert entries[INFOTEXT_RANDOM_STYLE_KEY] == (picks if picks[0] != picks[1] else picks[0])
     assert p.all_prompts[0].endswith(f"{picks[0].lower()}")
+
+
+def test_a_picked_name_holding_a_plus_stays_one_entry() -> None:
+    seed = next(s for s in range(10_000) if LIBRARY.random_style(s) == "Pen + Ink")
+    cells, labels, applied = run_axis(f"Random Style (seed {seed}) + Noir", 3)
+    assert labels == [f"Random Style (seed {seed}: Pen + Ink) + Noir"]
+    assert applied == [["Pen + Ink", "Noir"]]
+    assert run_axis(f'"{labels[0]}"', 3)[2] == applied  # the label typed back as a cell
