@@ -121,7 +121,8 @@ def test_picker_uses_fooocus_default_without_value() -> None:
 # -- browser --------------------------------------------------------------------------------------
 
 TRICKY = '<img src=x onerror="window.__xss=1">Trick'
-NAMES = ["Fooocus V2", "Random Style", "Warm Portrait Film", "Noir Crime Frame", "Pixel Sprite", TRICKY, "Film Noir Alley"]
+NAMES = ["Fooocus V2", "Random Style", "Warm Portrait Film", "Noir Crime Frame", "Pixel Sprite", TRICKY, "Film Noir Alley",
+         "__proto__"]
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">
@@ -223,6 +224,9 @@ PAGE = """<!doctype html>
       results.special_card = Array.prototype.map.call(card.children, function (c) { return c.textContent; });
       labelFor("Noir Crime Frame").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
       results.no_preview_hidden = !box.classList.contains("fooocus-style-preview-visible");
+      // a name that is also a property of every JS object has no card either
+      labelFor("__proto__").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
+      results.proto_hidden = !box.classList.contains("fooocus-style-preview-visible");
       results.xss = window.__xss === 1 || document.querySelectorAll('img[src="x"]').length > 0;
       document.getElementById("results").textContent = "RESULTS:" + JSON.stringify(results);
     });
@@ -294,4 +298,5 @@ def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_pat
     assert results["card_elements"] == 7  # title, 2 labels, 2 texts, 2 marks: nothing parsed from the texts
     assert results["special_card"][0] == "Random Style" and "image seed" in results["special_card"][1]
     assert results["no_preview_hidden"] is True
+    assert results["proto_hidden"] is True
     assert results["xss"] is False
