@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from lib_fooocus.params import FIELD_NAMES, FIELDS_BY_NAME, FooocusParams
@@ -264,7 +265,7 @@ def build_ui(
                         choices=list(defaults.styles), value=list(defaults.styles), label=FIELDS_BY_NAME["styles"].label,
                         elem_id=elem_id("styles"),
                     )
-                    picker = type("PlainPicker", (), {"styles": by_name["styles"]})()
+                    picker = SimpleNamespace(styles=by_name["styles"])  # no count/notes/cards to refresh
                 if style_imports is not None and current_library is not None:
                     result.import_group = ui_tools.build_import_group(
                         gr, elem_id, style_imports, current_library, host_style_files or list, picker, tooltips
