@@ -73,7 +73,23 @@ def split_cell(cell: str, resolve: Callable[[str], str | None]) -> list[str]:
         return []
     if resolve(text) is not None:
         return [text]
-    return [part.strip() for part in text.split(COMBINE) if part.strip()]
+    return [part.strip() for part in _split_outside_parentheses(text) if part.strip()]
+
+
+def _split_outside_parentheses(text: str) -> list[str]:
+    """`text` split at each `+` that is not inside parentheses: `Random Style (seed 1: Pen + Ink)` is
+    one entry whatever the picked style is called."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == COMBINE and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
 
 
 def random_entry_seed(entry: str) -> tuple[bool, int | None]:
