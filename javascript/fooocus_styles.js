@@ -1,5 +1,10 @@
 // sd-webui-fooocus: style picker behaviour (filter as you type, selected styles first, hover preview).
 //
+// Hover: a style with a preview image shows the image; any other style shows a text card with its
+// positive and negative templates ({prompt} highlighted), from the data the server puts into
+// "<prefix>_styles_cards" (see style_picker.cards_html). The card never depends on where images come
+// from: it is shown whenever no image URL is known for the name.
+//
 // The picker is a gradio CheckboxGroup with the class "fooocus-styles-group" and the elem_id
 // "<prefix>_styles"; its search box is "<prefix>_styles_search". Style names come from user files, so
 // they are only ever written into the page through textContent / properties, never as HTML.
@@ -166,28 +171,109 @@
             image.alt = "";
             var caption = document.createElement("div");
             caption.className = "fooocus-style-preview-caption";
+            var card = document.createElement("div");
+            card.className = "fooocus-style-card";
             box.appendChild(image);
             box.appendChild(caption);
+            box.appendChild(card);
             document.body.appendChild(box);
         }
         return box;
     }
 
-    function showPreview(name, event) {
+    // The picker's card data ({name: {prompt, negative} or {about}}), parsed again only when changed.
+    function cardsOf(picker) {
+        var wrapper = picker ? root().querySelector("#" + CSS.escape(picker.prefix + "_styles_cards")) : null;
+        var carrier = wrapper ? wrapper.querySelector("[data-cards]") : null;
+        var raw = carrier ? carrier.getAttribute("data-cards") || "{}" : "{}";
+        if (picker && picker.cardsRaw !== raw) {
+            try {
+                var parsed = JSON.parse(raw);
+                picker.cards = parsed !== null && typeof parsed === "object" ? parsed : {};
+            } catch (error) {
+                picker.cards = {};
+            }
+            picker.cardsRaw = raw;
+        }
+        return picker ? picker.cards || {} : {};
+    }
+
+    function cardFor(picker, name) {
+        var cards = cardsOf(picker);
+        var card = Object.prototype.hasOwnProperty.call(cards, name) ? cards[name] : null;
+        return card !== null && typeof card === "object" ? card : null;
+    }
+
+    function appendText(parent, tag, className, text) {
+        var element = document.createElement(tag);
+        element.className = className;
+        element.textContent = text;
+        parent.appendChild(element);
+        return element;
+    }
+
+    // A template as text nodes, every "{prompt}" in a <mark>.
+    function appendTemplate(parent, template) {
+        var line = appendText(parent, "div", "fooocus-style-card-text", "");
+        String(template).split("{prompt}").forEach(function (piece, index) {
+            if (index > 0) {
+                appendText(line, "mark", "fooocus-style-card-placeholder", "{prompt}");
+            }
+            if (piece !== "") {
+                line.appendChild(document.createTextNode(piece));
+            }
+        });
+        return line;
+    }
+
+    function fillCard(element, name, card) {
+        element.textContent = "";
+        appendText(element, "div", "fooocus-style-card-title", name);
+        if (typeof card.about === "string") {
+            appendText(element, "div", "fooocus-style-card-text", card.about);
+            return;
+        }
+        var prompt = typeof card.prompt === "string" ? card.prompt : "";
+        var negative = typeof card.negative === "string" ? card.negative : "";
+        appendText(element, "div", "fooocus-style-card-label", "Positive");
+        if (prompt === "") {
+            appendText(element, "div", "fooocus-style-card-text fooocus-style-card-empty",
+                "(no positive template: your prompt stays as it is)");
+        } else {
+            appendTemplate(element, prompt);
+        }
+        appendText(element, "div", "fooocus-style-card-label", "Negative");
+        appendText(element, "div", "fooocus-style-card-text" + (negative === "" ? " fooocus-style-card-empty" : ""),
+            negative === "" ? "(none)" : negative);
+    }
+
+    function place(box, event) {
+        var width = box.offsetWidth || 150;
+        var height = box.offsetHeight || 170;
+        box.style.left = Math.max(0, Math.min(event.clientX + 16, window.innerWidth - width - 8)) + "px";
+        box.style.top = Math.max(0, Math.min(event.clientY + 16, window.innerHeight - height - 8)) + "px";
+    }
+
+    function showPreview(name, event, picker) {
         var url = previews ? previews.get(name) : null;
         var box = previewBox();
-        if (!url) {
+        var card = url ? null : cardFor(picker, name);
+        if (!url && card === null) {
             box.classList.remove("fooocus-style-preview-visible");
             return;
         }
-        var image = box.querySelector("img");
-        if (image.src !== url) {
-            image.src = url;
+        box.classList.toggle("fooocus-style-preview-card", card !== null);
+        if (url) {
+            var image = box.querySelector("img");
+            if (image.src !== url) {
+                image.src = url;
+            }
+            box.querySelector(".fooocus-style-preview-caption").textContent = name;
+        } else {
+            fillCard(box.querySelector(".fooocus-style-card"), name, card);
         }
-        box.querySelector(".fooocus-style-preview-caption").textContent = name;
-        box.style.left = Math.min(event.clientX + 16, window.innerWidth - 150) + "px";
-        box.style.top = Math.min(event.clientY + 16, window.innerHeight - 170) + "px";
         box.classList.add("fooocus-style-preview-visible");
+        place(box, event);
     }
 
     function hidePreview() {
@@ -209,6 +295,7 @@
         var prefix = group.id.replace(/_styles$/, "");
         var picker = {
             group: group,
+            prefix: prefix,
             selection: [],
             searchBox: function () {
                 var wrapper = root().querySelector("#" + CSS.escape(prefix + "_styles_search"));
@@ -241,10 +328,10 @@
             var name = nameOf(label);
             if (previews === null) {
                 loadPreviews(false).then(function () {
-                    showPreview(name, event);
+                    showPreview(name, event, picker);
                 });
             } else {
-                showPreview(name, event);
+                showPreview(name, event, picker);
             }
         });
         group.addEventListener("mouseout", function (event) {

@@ -21,12 +21,13 @@ CONTEXT = FooocusContext()
 
 PROMPT_ELEM_IDS = {"txt2img_prompt": ("txt2img", "prompt"), "img2img_prompt": ("img2img", "prompt"),
                    "txt2img_seed": ("txt2img", "seed"), "img2img_seed": ("img2img", "seed")}
-# The tab's steps, CFG, sampler and scheduler (A1111 1.9+ / Forge), for the schedule plot.
+# The tab's steps, CFG, sampler and scheduler (A1111 1.9+ / Forge), for the schedule plot; and its
+# width and height, which the "Fooocus defaults" row sets too.
 SCHEDULE_ELEM_IDS = {
     f"{tab}_{elem}": (tab, name)
     for tab in ("txt2img", "img2img")
     for elem, name in (("steps", "steps"), ("cfg_scale", "cfg_scale"), ("sampling", "sampler"),
-                       ("scheduler", "scheduler"))
+                       ("scheduler", "scheduler"), ("width", "width"), ("height", "height"))
 }
 
 
@@ -46,7 +47,8 @@ class FooocusScript(scripts.Script):
         return scripts.AlwaysVisible
 
     def after_component(self, component, **kwargs):
-        # The tab's prompt and seed boxes ("Preview expansion"), steps/CFG/sampler/scheduler (the plot).
+        # The tab's prompt and seed boxes ("Preview expansion"), steps/CFG/sampler/scheduler (the plot
+        # and the defaults row), width/height (the defaults row).
         elem = kwargs.get("elem_id") or ""
         where = PROMPT_ELEM_IDS.get(elem) or SCHEDULE_ELEM_IDS.get(elem)
         if where is not None:

@@ -340,6 +340,7 @@ def fake_xyz_module():
     class AxisOption:
         def __init__(self, label, type, apply, format_value=None, confirm=None, cost=0.0, choices=None):
             self.label, self.type, self.apply, self.choices = label, type, apply, choices
+            self.format_value, self.confirm = format_value, confirm
 
     module = types.ModuleType("xyz_grid.py")
     module.AxisOption = AxisOption
@@ -365,18 +366,18 @@ def test_xyz_axes_are_registered_once_and_clamped(host, script, caplog) -> None:
     numeric = [f"[Fooocus] {spec.label}" for spec in FIELDS if spec.kind is float]
     assert labels == ["Nothing", "[Fooocus] Enabled", *numeric[:5], "[Fooocus] Apply in hires pass",
                       "[Fooocus] Fooocus V2 expansion", "[Fooocus] Refiner", "[Fooocus] Refiner switch at",
-                      "[Fooocus] Style"]
+                      "[Fooocus] Styles"]
     by_label = {option.label: option for option in module.axis_options}
     assert by_label["[Fooocus] Sharpness"].type is float
     assert by_label["[Fooocus] Enabled"].choices() == ["True", "False"]
-    assert by_label["[Fooocus] Style"].choices() == LIBRARY.names
+    assert by_label["[Fooocus] Styles"].choices() == LIBRARY.selectable_names
     assert by_label["[Fooocus] Refiner"].choices()[0] == "None"  # then the host's checkpoints
     assert by_label["[Fooocus] Refiner switch at"].type is float
 
     base = make_p(host, prompt="a cat")
     cell = xyz_cell(base)
     by_label["[Fooocus] Sharpness"].apply(cell, 45.0, [45.0])
-    by_label["[Fooocus] Style"].apply(cell, "Warm Light", [])
+    by_label["[Fooocus] Styles"].apply(cell, "Warm Light", [])
     by_label["[Fooocus] Refiner"].apply(cell, "second.safetensors [abcd]", [])
     by_label["[Fooocus] Refiner switch at"].apply(cell, 0.05, [])
     assert not hasattr(base, XYZ_ATTRIBUTE)

@@ -19,6 +19,8 @@ from headless_chromium import needs_chromium, page_results
 from lib_fooocus.styles.library import REPO_ROOT, StyleLibrary
 from lib_fooocus.webui.style_picker import (
     GROUP_CLASS,
+    card_data,
+    cards_html,
     count_html,
     kept_selection,
     notes_html,
@@ -48,11 +50,31 @@ def test_count_and_notes_are_escaped_text() -> None:
 
 def test_refresh_keeps_the_surviving_selection_in_order() -> None:
     new = make_library("Beta", "Gamma", warnings=("w <1>",))
-    update, count, notes = refresh_outputs(["Gamma", "Alpha", "Fooocus V2", "Beta"], lambda: new, dict)
+    update, count, notes, cards = refresh_outputs(["Gamma", "Alpha", "Fooocus V2", "Beta"], lambda: new, dict)
     assert update == {"choices": ["Fooocus V2", "Random Style", "Beta", "Gamma"], "value": ["Gamma", "Fooocus V2", "Beta"]}
     assert "3 styles selected" in count
     assert "w &lt;1&gt;" in notes
     assert kept_selection(None, new) == []
+    assert "Gamma" in cards and "Alpha" not in cards  # the cards follow the new library
+
+
+def test_cards_cover_styles_without_a_preview_and_are_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "styles"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "a.json").write_text(json.dumps([
+        {"name": "With Image", "prompt": "{prompt}, img"},
+        {"name": "Text Only", "prompt": '<script>alert("x")</script> {prompt}', "negative_prompt": "a & b"},
+    ]), encoding="utf-8")
+    (folder / "samples" / "with_image.jpg").write_bytes(b"jpg")
+    (folder / "samples" / "random_style.jpg").write_bytes(b"jpg")
+    library = StyleLibrary.load([folder])
+    cards = card_data(library)
+    assert set(cards) == {"Fooocus V2", "Text Only"}  # Random Style and "With Image" have images
+    assert cards["Text Only"] == {"prompt": '<script>alert("x")</script> {prompt}', "negative": "a & b"}
+    carrier = cards_html(library)
+    assert "<script>" not in carrier and '"' not in carrier.split('data-cards="', 1)[1].split('"', 1)[0]
+    payload = re.search(r'data-cards="([^"]*)"', carrier).group(1)
+    assert json.loads(html_module.unescape(payload)) == cards
 
 
 def test_picker_builds_inside_blocks() -> None:
@@ -80,7 +102,7 @@ def test_picker_builds_inside_blocks() -> None:
     for suffix in ("_styles", "_styles_search", "_styles_count", "_styles_refresh", "_styles_picker"):
         assert f'"txt2img_fooocus{suffix}"' in config
     outputs_of = [set(d.get("outputs", [])) for d in demo.get_config_file()["dependencies"]]
-    assert {picker.styles._id, picker.count._id, picker.notes._id} in outputs_of  # refresh
+    assert {picker.styles._id, picker.count._id, picker.notes._id, picker.cards._id} in outputs_of  # refresh
     assert {picker.count._id} in outputs_of  # count on change
 
 
@@ -99,7 +121,8 @@ def test_picker_uses_fooocus_default_without_value() -> None:
 # -- browser --------------------------------------------------------------------------------------
 
 TRICKY = '<img src=x onerror="window.__xss=1">Trick'
-NAMES = ["Fooocus V2", "Random Style", "Warm Portrait Film", "Noir Crime Frame", "Pixel Sprite", TRICKY, "Film Noir Alley"]
+NAMES = ["Fooocus V2", "Random Style", "Warm Portrait Film", "Noir Crime Frame", "Pixel Sprite", TRICKY, "Film Noir Alley",
+         "__proto__"]
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">
@@ -119,6 +142,7 @@ PAGE = """<!doctype html>
   <fieldset id="t_styles" class="block fooocus-styles-group"><span>Styles</span>
     <div class="wrap" data-testid="checkbox-group"></div>
   </fieldset>
+  <div id="t_styles_cards">__CARDS__</div>
 </div>
 <pre id="results"></pre>
 <script>
@@ -189,7 +213,20 @@ PAGE = """<!doctype html>
       results.preview_src = box ? box.querySelector("img").src : null;
       results.preview_caption = box ? box.querySelector(".fooocus-style-preview-caption").textContent : null;
       labelFor("Pixel Sprite").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
+      var card = box.querySelector(".fooocus-style-card");
+      results.card_shown = box.classList.contains("fooocus-style-preview-visible") &&
+        box.classList.contains("fooocus-style-preview-card") && getComputedStyle(card).display !== "none" &&
+        getComputedStyle(box.querySelector("img")).display === "none";
+      results.card_texts = Array.prototype.map.call(card.children, function (c) { return c.textContent; });
+      results.card_marks = Array.prototype.map.call(card.querySelectorAll("mark"), function (m) { return m.textContent; });
+      results.card_elements = card.querySelectorAll("*").length;
+      labelFor("Random Style").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
+      results.special_card = Array.prototype.map.call(card.children, function (c) { return c.textContent; });
+      labelFor("Noir Crime Frame").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
       results.no_preview_hidden = !box.classList.contains("fooocus-style-preview-visible");
+      // a name that is also a property of every JS object has no card either
+      labelFor("__proto__").dispatchEvent(new MouseEvent("mouseover", {bubbles: true, clientX: 5, clientY: 5}));
+      results.proto_hidden = !box.classList.contains("fooocus-style-preview-visible");
       results.xss = window.__xss === 1 || document.querySelectorAll('img[src="x"]').length > 0;
       document.getElementById("results").textContent = "RESULTS:" + JSON.stringify(results);
     });
@@ -199,10 +236,20 @@ PAGE = """<!doctype html>
 """
 
 
+# "Pixel Sprite" and Random Style have no preview image: text cards. TRICKY has an image (the REST
+# listing says so), which wins over its card. "Noir Crime Frame" has neither.
+CARD_PROMPT = '<img src=x onerror="window.__xss=1"> pixel art of {prompt}, 8-bit {prompt}'
+CARD_LIBRARY = StyleLibrary.from_styles([
+    {"name": "Pixel Sprite", "prompt": CARD_PROMPT, "negative_prompt": "<b>blurry</b> & smooth"},
+    {"name": TRICKY, "prompt": "{prompt}, trick"},
+])
+
+
 @pytest.fixture
 def page_server(tmp_path: Path) -> Iterator[str]:
     page = PAGE.replace("__NAMES__", json.dumps(NAMES)).replace("__TRICKY__", json.dumps(TRICKY))
     page = page.replace("__COUNT__", json.dumps(count_html(["Film Noir Alley", TRICKY, "Warm Portrait Film"])))
+    page = page.replace("__CARDS__", cards_html(CARD_LIBRARY))
     (tmp_path / "index.html").write_text(page, encoding="utf-8")
     shutil.copy(REPO_ROOT / "javascript" / "fooocus_styles.js", tmp_path)
     shutil.copy(REPO_ROOT / "style.css", tmp_path)
@@ -250,5 +297,11 @@ def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_pat
     assert results["preview_visible"] is True
     assert results["preview_src"] == page_server + "fooocus/ui/v1/styles/preview/trick.jpg"
     assert results["preview_caption"] == TRICKY
+    assert results["card_shown"] is True
+    assert results["card_texts"] == ["Pixel Sprite", "Positive", CARD_PROMPT, "Negative", "<b>blurry</b> & smooth"]
+    assert results["card_marks"] == ["{prompt}", "{prompt}"]
+    assert results["card_elements"] == 7  # title, 2 labels, 2 texts, 2 marks: nothing parsed from the texts
+    assert results["special_card"][0] == "Random Style" and "image seed" in results["special_card"][1]
     assert results["no_preview_hidden"] is True
+    assert results["proto_hidden"] is True
     assert results["xss"] is False

@@ -98,12 +98,16 @@ def check_probe(probe: dict, major: str) -> None:
             assert schedule["host_inputs"] is True
             assert schedule["triggers"] == sorted(
                 [f"{tab}_steps", f"{tab}_cfg_scale", f"{tab}_sampling"]
+                + ([f"{tab}_scheduler"] if host == "forge-main" else [])
                 + [f"script_{tab}_fooocus_{name}" for name in ("sharpness", "adaptive_cfg", "adm_scaler_end")]
             )
             assert "10 steps (Uniform): CFG 7 → 9;" in schedule["redrawn"]
             for part in ("styles_search", "styles_refresh", "styles_count", "expansion_license", "tooltips",
-                         "expansion_status", "expansion_status_refresh", "expansion_retry", "refiner_refresh", "refiner_group"):
+                         "expansion_status", "expansion_status_refresh", "expansion_retry", "refiner_refresh",
+                         "refiner_group", "styles_cards", "defaults", "performance", "resolution", "import",
+                         "import_fooocus", "import_csv"):
                 assert f"script_{tab}_fooocus_{part}" in built["elem_ids"]
+            check_tools(built["tools"], host, tab)
         # "starts open": the page configuration renders the InputAccordion open while its input
         # value, the API default, stays False (the page's script switches the input on)
         starts_open = result["starts_open"]
@@ -111,6 +115,53 @@ def check_probe(probe: dict, major: str) -> None:
         if host != "a1111-1.6":
             assert starts_open["has_accordion"] and starts_open["accordion_open"] is True
             assert 'data-open="1"' in starts_open["carrier"]
+
+
+def check_tools(tools: dict, host: str, tab: str) -> None:
+    """The defaults row and the import group, as the probe saw them wired and answering."""
+    ours = f"script_{tab}_fooocus_"
+    forge = host == "forge-main"
+    host_ids = [f"{tab}_sampling", *([f"{tab}_scheduler"] if forge else []), f"{tab}_steps", f"{tab}_cfg_scale",
+                f"{tab}_width", f"{tab}_height"]
+    enabled_id = ours + ("enabled" if host == "a1111-1.6" else "enabled-checkbox")  # InputAccordion: its input
+    own_ids = [enabled_id] + [ours + n for n in ("sharpness", "adaptive_cfg", "adm_scaler_positive",
+                                                  "adm_scaler_negative", "adm_scaler_end", "styles",
+                                                  "refiner_checkpoint")]
+    defaults = tools["defaults"]
+    assert defaults["inputs"] == [ours + "performance"]
+    assert defaults["outputs"][: len(host_ids)] == host_ids
+    assert defaults["outputs"][len(host_ids):] == [*own_ids, ours + "resolution", ours + "defaults_note"]
+    values = dict(zip(defaults["outputs"], defaults["quality"]))
+    sampler = {"value": "DPM++ 2M SDE"} if forge else {"value": "DPM++ 2M SDE Karras"}
+    assert values[f"{tab}_sampling"] == sampler
+    if forge:
+        assert values[f"{tab}_scheduler"] == {"value": "Karras"}
+    assert values[f"{tab}_steps"] == {"value": 60}  # Quality
+    assert values[f"{tab}_cfg_scale"] == {"value": 4.0}
+    assert (values[f"{tab}_width"], values[f"{tab}_height"]) == ({"value": 1152}, {"value": 896})
+    assert values[ours + "sharpness"] == {"value": 2.0} and values[ours + "adm_scaler_end"] == {"value": 0.3}
+    assert values[ours + "styles"]["value"] == ["Fooocus V2"]  # Enhance and Sharp are not in this library
+    assert values[ours + "refiner_checkpoint"] == {"value": "None"}
+    assert values[ours + "resolution"] == {"value": "1152×896 (9:7)"}
+    assert "Fooocus Enhance, Fooocus Sharp (not in the style library" in values[ours + "defaults_note"]
+    assert tools["performance"] == {"outputs": [f"{tab}_steps"], "quality": {"value": 60}}
+    assert tools["resolution"] == {"outputs": [f"{tab}_width", f"{tab}_height"],
+                                   "picked": [{"value": 1344}, {"value": 768}]}
+    # width or height changed by hand: the dropdown follows in the page, without a server call
+    assert len(tools["resolution_sync"]) == 2
+    for sync in tools["resolution_sync"]:
+        assert sync["backend"] is False and sync["inputs"] == [f"{tab}_width", f"{tab}_height"]
+        assert '"1152x896": "1152×896 (9:7)"' in sync["js"]
+    picker_ids = [ours + n for n in ("styles", "styles_count", "styles_notes", "styles_cards")]
+    assert tools["import_fooocus_outputs"] == [ours + "import_result", *picker_ids]
+    csv_import = tools["import_csv"]
+    assert csv_import["inputs"] == [ours + "import_csv_path", ours + "styles"]
+    assert csv_import["outputs"] == [ours + "import_result", *picker_ids]
+    line, styles, count, _notes, cards = csv_import["result"]
+    assert line.startswith("host_styles.csv: 1 style(s) imported into a1111_host_styles.json.")  # the host's file
+    assert styles == {"choices": ["Fooocus V2", "Random Style", "Warm Light", "Clean Quality Negative", "Host Look"],
+                      "value": ["Warm Light"]}
+    assert "1 style selected" in count and "Host Look" in cards
 
 
 def test_ui_builds_under_gradio4(gradio4_probe: dict) -> None:

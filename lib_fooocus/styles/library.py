@@ -405,6 +405,11 @@ class StyleLibrary:
         negative = _non_empty([*negative, *extra_negative], default=main_negative)
         return StyledPrompt(positive, negative, chosen, expansion_requested, main, main_negative)
 
+    def random_style(self, seed: int) -> str:
+        """The style "Random Style" becomes for an image with this seed when it is the only Random
+        Style selected: Fooocus's first draw from `random.Random(seed)` over every style."""
+        return self._resolve_random([RANDOM_STYLE], seed)[0]
+
     def _resolve_random(self, chosen: list[str], seed: int | None) -> list[str]:
         if seed is None:
             msg = f"{RANDOM_STYLE!r} needs a seed (the image seed) so the choice can be repeated"

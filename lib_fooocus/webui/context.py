@@ -98,6 +98,7 @@ class FooocusContext:
         self._library: Any = None
         self._expansion: tuple[Any, Any] | None = None  # (the settings it was built with, the service)
         self._adapter: Any = None
+        self._style_imports: Any = None
         self.paste_cache = PasteCache()
 
     # -- styles ------------------------------------------------------------------------------------
@@ -112,6 +113,19 @@ class FooocusContext:
             self._library = library
         self.paste_cache.clear()  # a pasted style may resolve differently now
         return library
+
+    def style_imports(self) -> Any:
+        """The accordion's one-click imports (one at a time per process), reloading this library."""
+        imports = self._style_imports
+        if imports is None:
+            from lib_fooocus.webui.style_import import StyleImports
+
+            imports = StyleImports(self.style_library, self.reload_style_library)
+            with self._lock:
+                if self._style_imports is None:
+                    self._style_imports = imports
+                imports = self._style_imports
+        return imports
 
     def resolve_style(self, name: str) -> str | None:
         return self.style_library().resolve(name)

@@ -17,6 +17,7 @@ from lib_fooocus.params import FooocusParams
 log = logging.getLogger(__name__)
 
 PER_IMAGE_ATTRIBUTE = "fooocus_per_image_infotext"
+INFOTEXT_RANDOM_STYLE_KEY = "Fooocus random style"  # informational: the paste restores "Random Style" + seed
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Rewrite:
     expansions: list[str] = field(default_factory=list)
     original_prompts: list[str] = field(default_factory=list)
     original_negatives: list[str] = field(default_factory=list)
+    random_styles: list[str] = field(default_factory=list)  # what Random Style became, per image
     expansion_error: str = ""
 
 
@@ -75,12 +77,13 @@ def rewrite_prompts(
     `Rewrite.expansion_error`. `should_stop()` (the host's Interrupt) is asked before each call: once
     true, no more expansions are run."""
     from lib_fooocus.styles.assembly import plan_prompt
-    from lib_fooocus.styles.library import FOOOCUS_V2
+    from lib_fooocus.styles.library import FOOOCUS_V2, RANDOM_STYLE
 
     use_expansion = wants_expansion(params) and (expand is not None or expand_batch is not None)
     styles = [name for name in known_styles(library, params.styles) if library.resolve(name) != FOOOCUS_V2]
     if not styles and not use_expansion:
         return None
+    random_slots = [index for index, name in enumerate(styles) if library.resolve(name) == RANDOM_STYLE]
 
     result = Rewrite()
     prompts = list(p.all_prompts)
@@ -100,6 +103,8 @@ def rewrite_prompts(
                 # a separate hires prompt gets the same treatment with the same seed
                 hr_plan = plan_prompt(library, hr_prompts[index], hr_negative, styles, seed)
         plans.append((seed, plan, hr_plan))
+        if random_slots:
+            result.random_styles.append(", ".join(plan.styles[slot] for slot in random_slots))
 
     # 2. The expansions: each distinct (source, seed) once, a host batch per call.
     wanted: dict[tuple[str, int], None] = {}
@@ -210,6 +215,8 @@ def infotext_entries(params: FooocusParams, rewrite: Rewrite | None) -> dict[str
     )
     if any(rewrite.expansions):
         per_image = {INFOTEXT_EXPANSION_KEY: list(rewrite.expansions), **per_image}
+    if any(rewrite.random_styles):
+        per_image = {INFOTEXT_RANDOM_STYLE_KEY: list(rewrite.random_styles), **per_image}
     for key, values in per_image.items():
         entries[key] = values[0] if len(set(values)) == 1 else list(values)
     return entries

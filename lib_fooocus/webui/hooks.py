@@ -40,6 +40,7 @@ PREVIEW_WAIT_SECONDS = 15.0  # the preview waits this long for a model being pre
 def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> Any:
     from lib_fooocus.text import expansion_source
     from lib_fooocus.webui.checkpoints import refiner_choices, refresh_checkpoints
+    from lib_fooocus.webui.style_import import host_style_files
     from lib_fooocus.webui.style_picker import build_style_picker
     from lib_fooocus.webui.ui import build_ui
 
@@ -52,6 +53,7 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
     if not (_in_current_blocks(prompt) and _in_current_blocks(seed)):
         prompt = seed = None
     schedule_inputs = _schedule_inputs(seen, tabname)
+    host_controls = _host_controls(seen, tabname)
 
     def picker(elem_prefix: str, value: list[str]) -> Any:
         return build_style_picker(elem_prefix, context.style_library, context.reload_style_library, value=value)
@@ -81,7 +83,23 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
         schedule_inputs=schedule_inputs,
         refiner_choices=refiner_choices,
         refresh_refiner_choices=refresh_checkpoints,
+        host_controls=host_controls,
+        current_library=context.style_library,
+        style_imports=context.style_imports(),
+        host_style_files=host_style_files,
     )
+
+
+def _host_controls(seen: dict[tuple[str, str], Any], tabname: str) -> dict[str, Any]:
+    """The tab's controls the "Fooocus defaults" row sets (those of the Blocks being built now)."""
+    from lib_fooocus.webui.ui_tools import HOST_CONTROL_NAMES
+
+    found = {}
+    for name in HOST_CONTROL_NAMES:
+        component = seen.get((tabname, name))
+        if component is not None and _in_current_blocks(component):
+            found[name] = component
+    return found
 
 
 SCHEDULE_INPUT_NAMES = ("steps", "cfg_scale", "sampler", "scheduler")
@@ -117,7 +135,7 @@ def register_callbacks(script_callbacks: Any, scripts_module: Any, context: Fooo
 
     def on_before_ui() -> None:
         try:
-            register_axes(scripts_module.scripts_data, lambda: list(context.style_library().names), refiner_choices)
+            register_axes(scripts_module.scripts_data, context.style_library, refiner_choices)
         except Exception:
             log.exception("Fooocus: X/Y/Z axes not added")
 

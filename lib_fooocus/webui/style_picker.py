@@ -7,6 +7,7 @@ in the browser (`javascript/fooocus_styles.js`), which finds the parts by these 
     <prefix>_styles_picker   the wrapper            <prefix>_styles          the CheckboxGroup
     <prefix>_styles_search   the search Textbox     <prefix>_styles_count    the "N selected" text
     <prefix>_styles_refresh  the refresh button     <prefix>_styles_notes    load warnings
+    <prefix>_styles_cards    the text cards' data (hover card of styles without a preview image)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lib_fooocus.styles.library import StyleLibrary
+from lib_fooocus.styles.library import FOOOCUS_V2, RANDOM_STYLE, StyleLibrary
 
 PICKER_CLASS = "fooocus-styles-picker"
 GROUP_CLASS = "fooocus-styles-group"
@@ -32,6 +33,7 @@ class StylePicker:
     count: Any
     refresh: Any
     notes: Any
+    cards: Any = None
 
 
 def count_html(selected: Sequence[str] | None) -> str:
@@ -54,6 +56,35 @@ def notes_html(warnings: Sequence[str]) -> str:
     return f'<details class="fooocus-styles-notes-list"><summary>{len(warnings)} style warning(s)</summary><ul>{items}</ul></details>'
 
 
+# The hover card of the two special entries (they have no templates).
+SPECIAL_CARD_TEXT = {
+    FOOOCUS_V2: "Turns on the Fooocus V2 prompt expansion: words from Fooocus's GPT-2 model appended to each "
+                "image's prompt, seeded by the image seed.",
+    RANDOM_STYLE: "Replaced, per image, by one style picked from the image seed (the infotext names it).",
+}
+
+
+def card_data(library: StyleLibrary) -> dict[str, dict[str, str]]:
+    """The text cards for every style without a preview image: {name: {"prompt", "negative"}} (the
+    special entries: {"about"}). Styles with an image keep the image; the browser shows the card
+    only when it has no image URL for the name, whatever channel the images come from."""
+    cards: dict[str, dict[str, str]] = {}
+    for name, about in SPECIAL_CARD_TEXT.items():
+        if not library.preview_path(name):
+            cards[name] = {"about": about}
+    for style in library.styles.values():
+        if not style.preview_path:
+            cards[style.name] = {"prompt": style.prompt, "negative": style.negative_prompt}
+    return cards
+
+
+def cards_html(library: StyleLibrary) -> str:
+    """A hidden carrier of `card_data` as escaped JSON (style texts come from user files); the page
+    builds the card from it with text nodes only."""
+    payload = html.escape(json.dumps(card_data(library), ensure_ascii=False, separators=(",", ":")), quote=True)
+    return f'<div class="fooocus-style-cards" data-cards="{payload}" hidden></div>'
+
+
 def kept_selection(selected: Sequence[str] | None, library: StyleLibrary) -> list[str]:
     """The selection restricted to names the (reloaded) library still offers, order kept."""
     offered = set(library.selectable_names)
@@ -62,11 +93,20 @@ def kept_selection(selected: Sequence[str] | None, library: StyleLibrary) -> lis
 
 def refresh_outputs(
     selected: Sequence[str] | None, reload_library: Callable[[], StyleLibrary], update: Callable[..., Any]
-) -> tuple[Any, str, str]:
-    """The refresh button's outputs: new choices with the surviving selection, the count, the notes."""
-    library = reload_library()
+) -> tuple[Any, str, str, str]:
+    """The refresh button's outputs: new choices with the surviving selection, the count, the notes,
+    the cards."""
+    return library_outputs(selected, reload_library(), update)
+
+
+def library_outputs(
+    selected: Sequence[str] | None, library: StyleLibrary, update: Callable[..., Any]
+) -> tuple[Any, str, str, str]:
+    """The picker's outputs for a (new) library: choices with the surviving selection, the count, the
+    notes, the cards."""
     keep = kept_selection(selected, library)
-    return update(choices=library.selectable_names, value=keep), count_html(keep), notes_html(library.warnings)
+    return (update(choices=library.selectable_names, value=keep), count_html(keep), notes_html(library.warnings),
+            cards_html(library))
 
 
 def build_style_picker(
@@ -106,10 +146,12 @@ def build_style_picker(
             elem_classes=[GROUP_CLASS],
         )
         notes = gr.HTML(value=notes_html(library.warnings), elem_id=f"{elem_prefix}_styles_notes")
+        cards = gr.HTML(value=cards_html(library), elem_id=f"{elem_prefix}_styles_cards")
 
     def on_refresh(selected: list[str] | None):
         return refresh_outputs(selected, reload_library, gr.update)
 
     styles.change(fn=count_html, inputs=[styles], outputs=[count], show_progress="hidden")
-    refresh.click(fn=on_refresh, inputs=[styles], outputs=[styles, count, notes])
-    return StylePicker(root=root, search=search, styles=styles, count=count, refresh=refresh, notes=notes)
+    refresh.click(fn=on_refresh, inputs=[styles], outputs=[styles, count, notes, cards])
+    return StylePicker(root=root, search=search, styles=styles, count=count, refresh=refresh, notes=notes,
+                       cards=cards)

@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from lib_fooocus.params import FIELD_NAMES, FIELDS_BY_NAME, FooocusParams
@@ -59,6 +60,8 @@ class FooocusUI:
     retry_button: Any = None
     accordion: Any = None
     schedule_plot: Any = None
+    defaults_row: dict[str, Any] = field(default_factory=dict)
+    import_group: dict[str, Any] = field(default_factory=dict)
 
 
 def gradio_major() -> int:
@@ -194,12 +197,20 @@ def build_ui(
     schedule_inputs: dict[str, Any] | None = None,
     refiner_choices: Callable[[], list[str]] | None = None,
     refresh_refiner_choices: Callable[[], list[str]] | None = None,
+    host_controls: dict[str, Any] | None = None,
+    current_library: Callable[[], Any] | None = None,
+    style_imports: Any = None,
+    host_style_files: Callable[[], list[str]] | None = None,
 ) -> FooocusUI:
     """Create the accordion in the current Blocks context. `build_style_picker(elem_prefix, value)`
     returns an object whose `.styles` is the CheckboxGroup (a plain CheckboxGroup when None).
-    `expansion_status()` and `retry_expansion()` return the expansion's state (see `status_html`)."""
+    `expansion_status()` and `retry_expansion()` return the expansion's state (see `status_html`).
+    `host_controls`: the tab's sampler/scheduler/steps/cfg_scale/width/height that were found, for
+    the defaults row (built when `current_library` is given); `style_imports` (a `StyleImports`)
+    adds the "Import styles" group under the picker."""
     import gradio as gr
 
+    from lib_fooocus.webui import ui_tools
     from lib_fooocus.webui.paste import original_prompt_function, paste_function
 
     by_name: dict[str, Any] = {}
@@ -221,6 +232,11 @@ def build_ui(
     with accordion:
         if accordion_class is None:
             by_name["enabled"] = gr.Checkbox(value=False, label=f"Enable {enabled_spec.label}", elem_id=elem_id("enabled"))
+        if current_library is not None:
+            result.defaults_row = ui_tools.build_defaults_row(
+                gr, elem_id, dict(host_controls or {}), by_name, lambda: current_library().selectable_names,
+                js_kwarg, tooltips,
+            )
         for kind, title, names in LAYOUT:
             if kind == "row":
                 with gr.Row():
@@ -273,6 +289,11 @@ def build_ui(
                         choices=list(defaults.styles), value=list(defaults.styles), label=FIELDS_BY_NAME["styles"].label,
                         elem_id=elem_id("styles"),
                     )
+                    picker = SimpleNamespace(styles=by_name["styles"])  # no count/notes/cards to refresh
+                if style_imports is not None and current_library is not None:
+                    result.import_group = ui_tools.build_import_group(
+                        gr, elem_id, style_imports, current_library, host_style_files or list, picker, tooltips
+                    )
                 tooltips[elem_id("styles_search")] = STYLE_SEARCH_HELP
                 tooltips[elem_id("styles_refresh")] = STYLE_REFRESH_HELP
             elif kind == "refiner":
@@ -289,6 +310,8 @@ def build_ui(
 
     result.components = [by_name[name] for name in FIELD_NAMES]
     result.tooltips = tooltips
+    if result.defaults_row:
+        ui_tools.wire_defaults(gr, result.defaults_row)
 
     if expand is not None and result.preview_button is not None:
         _wire_preview(gr, result, tabname, expand, expansion_source or (lambda text: text), prompt_component,

@@ -71,11 +71,24 @@ def main(host: str) -> dict:
         def forget_failure(self):
             self.retries += 1
 
-    library = StyleLibrary.from_styles([
+    import os
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="fooocus-probe-"))
+    (work / "bundled").mkdir()
+    (work / "bundled" / "styles.json").write_text(json.dumps([
         {"name": "Warm Light", "prompt": "{prompt}, warm light", "negative_prompt": "cold"},
         {"name": "Clean Quality Negative", "prompt": "", "negative_prompt": "blurry"},
-    ])
-    context = FooocusContext(load_style_library=lambda: library, make_expansion_service=lambda _settings: Expander())
+    ]), encoding="utf-8")
+    os.environ["SD_WEBUI_FOOOCUS_STYLES_DIR"] = str(work / "user")  # where the imports write
+    (work / "host_styles.csv").write_text("name,prompt,negative_prompt\nHost Look,{prompt} in host look,\n",
+                                          encoding="utf-8")
+    fakes.shared.styles_filename = str(work / "host_styles.csv")  # A1111 1.7's one path
+
+    def load_library():
+        return StyleLibrary.load([work / "bundled", work / "user"])
+
+    context = FooocusContext(load_style_library=load_library, make_expansion_service=lambda _settings: Expander())
     spec = importlib.util.spec_from_file_location("fooocus_script_probe", REPO / "scripts" / "fooocus.py")
     module = importlib.util.module_from_spec(spec)
     context_module.FooocusContext = lambda: context  # the Script file creates its context when loaded
@@ -98,8 +111,18 @@ def main(host: str) -> dict:
             script.after_component(steps, elem_id=f"{tab}_steps")
             cfg = gr.Slider(minimum=1, maximum=30, value=9, step=0.5, elem_id=f"{tab}_cfg_scale")
             script.after_component(cfg, elem_id=f"{tab}_cfg_scale")
-            sampler = gr.Dropdown(choices=["Euler a", "DPM++ 2M"], value="DPM++ 2M", elem_id=f"{tab}_sampling")
+            forge = host.startswith("forge")
+            sampler_names = ["Euler a", "DPM++ 2M", "DPM++ 2M SDE"] + ([] if forge else ["DPM++ 2M SDE Karras"])
+            sampler = gr.Dropdown(choices=sampler_names, value="DPM++ 2M", elem_id=f"{tab}_sampling")
             script.after_component(sampler, elem_id=f"{tab}_sampling")
+            if forge:
+                scheduler = gr.Dropdown(choices=["Automatic", "Uniform", "Karras"], value="Automatic",
+                                        elem_id=f"{tab}_scheduler")
+                script.after_component(scheduler, elem_id=f"{tab}_scheduler")
+            width = gr.Slider(minimum=64, maximum=2048, step=8, value=512, elem_id=f"{tab}_width")
+            script.after_component(width, elem_id=f"{tab}_width")
+            height = gr.Slider(minimum=64, maximum=2048, step=8, value=512, elem_id=f"{tab}_height")
+            script.after_component(height, elem_id=f"{tab}_height")
             components = script.ui(is_img2img)
         deps = _dependencies(demo)
         button_id = next(c._id for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("expansion_preview"))
@@ -145,6 +168,7 @@ def main(host: str) -> dict:
             ),
             "redrawn": _function_for(demo, redraws[0])(2, 7, 0.3, 10, 9, "Euler a", None) if redraws else None,
         }
+        tools = _tools(demo, deps, script, by_id)
         # The API builds the UI again, for its defaults, in a throw-away Blocks: the earlier boxes
         # must not be wired into it.
         with gr.Blocks() as throwaway:
@@ -158,6 +182,7 @@ def main(host: str) -> dict:
             "preview": preview_result,
             "status": status_result,
             "schedule": schedule_result,
+            "tools": tools,
             "throwaway_uses_old_boxes": any(
                 prompt._id in d["inputs"] or seed._id in d["inputs"] for d in throwaway_deps
             ),
@@ -166,6 +191,50 @@ def main(host: str) -> dict:
     result["starts_open"] = _starts_open(module, gr, fakes)
     result["callbacks"] = {k: len(v) for k, v in fakes.script_callbacks.callbacks.items()}
     return result
+
+
+def _tools(demo, deps, script, by_id) -> dict:
+    """The defaults row and the import group: which controls each event reads and writes (by
+    elem_id), and what the callbacks return for sample inputs."""
+
+    def find(name):
+        return next((i for i, d in enumerate(deps) if any(by_id.get(t) == script.elem_id(name) for t in d["targets"])
+                     and _function_for(demo, i) is not None), None)
+
+    def ids(index, key):
+        return [str(by_id.get(c)) for c in deps[index][key]] if index is not None else None
+
+    def plain(update):
+        if isinstance(update, dict):
+            return {k: v for k, v in update.items() if k != "__type__"}
+        return update
+
+    out = {}
+    index = find("defaults")
+    if index is not None:
+        out["defaults"] = {"inputs": ids(index, "inputs"), "outputs": ids(index, "outputs"),
+                           "quality": [plain(u) for u in _function_for(demo, index)("Quality")]}
+    index = find("performance")
+    out["performance"] = {"outputs": ids(index, "outputs"),
+                          "quality": plain(_function_for(demo, index)("Quality")) if index is not None else None}
+    index = find("resolution")
+    out["resolution"] = {"outputs": ids(index, "outputs"),
+                         "picked": [plain(u) for u in _function_for(demo, index)("1344×768 (7:4)")]
+                         if index is not None else None}
+    raw = demo.get_config_file()["dependencies"]
+    sync = [raw[i] for i, d in enumerate(deps)
+            if any(str(by_id.get(t, "")).endswith(("_width", "_height")) for t in d["targets"])
+            and any(by_id.get(o) == script.elem_id("resolution") for o in d["outputs"])]
+    out["resolution_sync"] = [{"inputs": [str(by_id.get(c)) for c in d["inputs"]], "js": d.get("js"),
+                               "backend": d.get("backend_fn")} for d in sync]
+    index = find("import_csv")
+    if index is not None:
+        result = _function_for(demo, index)("", ["Warm Light"])
+        out["import_csv"] = {"inputs": ids(index, "inputs"), "outputs": ids(index, "outputs"),
+                             "result": [plain(u) for u in result]}
+    index = find("import_fooocus")
+    out["import_fooocus_outputs"] = ids(index, "outputs")
+    return out
 
 
 def _starts_open(module, gr, fakes) -> dict:

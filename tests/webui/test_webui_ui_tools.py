@@ -1,0 +1,249 @@
+"""The accordion in a real WebUI page (UI mode), driven in headless Chromium over the DevTools
+protocol: the "Fooocus defaults" button and the resolution dropdown set the tab's own controls, the
+picker shows a text card on hover, the import group imports the host's styles file and gives a clear
+line without a network, and a screenshot of the accordion is taken.
+
+    SD_WEBUI_DIR=/path/to/webui python -m pytest tests/webui/test_webui_ui_tools.py -q
+
+Skipped without SD_WEBUI_DIR or Chromium. Environment as for `test_webui_e2e.py` (SD_WEBUI_PYTHON,
+SD_WEBUI_CKPT, SD_WEBUI_ARGS, SD_WEBUI_PORT, SD_WEBUI_TIMEOUT); FOOOCUS_SCREENSHOT=path keeps the
+screenshot (PNG) there. The host runs without --api-auth (the page's own REST calls need none), with
+the user styles folder in a temporary directory and the Fooocus styles "mirror" at a closed port.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from headless_chromium import needs_chromium
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("websockets")
+
+from cdp_browser import Browser  # noqa: E402
+from test_webui_e2e import LINK_NAME, REPO, launch_args  # noqa: E402
+
+from lib_fooocus.styles.library import normalize_name  # noqa: E402
+
+pytestmark = [pytest.mark.webui, needs_chromium]
+
+TAB = "txt2img"
+OURS = f"script_{TAB}_fooocus_"
+
+
+def ui_launch_args(webui: Path, port: int) -> list[str]:
+    args = [a for a in launch_args(webui, port) if a != "--nowebui"]
+    if "--api-auth" in args:
+        index = args.index("--api-auth")
+        del args[index:index + 2]
+    return args
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    running = os.environ.get("SD_WEBUI_UI_URL", "").strip()  # a host already running in UI mode (iterating)
+    if running:
+        yield running, Path(os.environ["SD_WEBUI_DIR"]).expanduser().resolve()
+        return
+    root = os.environ.get("SD_WEBUI_DIR", "").strip()
+    if not root:
+        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
+    webui_dir = Path(root).expanduser().resolve()
+    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
+    if not (webui_dir / "launch.py").is_file() or not python.exists():
+        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python}")
+    link = webui_dir / "extensions" / LINK_NAME
+    made_link = False
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+        made_link = True
+    elif link.resolve() != REPO:
+        pytest.skip(f"{link} exists and is not this checkout")
+    port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
+    user_styles = tmp_path_factory.mktemp("user_styles")
+    env = {**os.environ, "SD_WEBUI_FOOOCUS_STYLES_DIR": str(user_styles),
+           "SD_WEBUI_FOOOCUS_STYLES_BASE_URL": f"http://127.0.0.1:{closed_port()}/sdxl_styles/"}
+    log_path = REPO / ".pytest_cache" / "webui-ui.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    process = subprocess.Popen([str(python), "launch.py", *ui_launch_args(webui_dir, port)], cwd=webui_dir, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
+            try:
+                if httpx.get(base, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
+            time.sleep(2)
+        yield base, webui_dir
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # the group this fixture started, nothing else
+            process.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        if made_link:
+            link.unlink()
+
+
+def q(selector: str) -> str:
+    return f"gradioApp().querySelector({json.dumps(selector)})"
+
+
+def value_of(page: Browser, elem_id: str) -> str:
+    return page.evaluate(f"(() => {{ const b = {q('#' + elem_id)}; const i = b && b.querySelector("
+                         "'input[type=number], input:not([type=checkbox]):not([type=radio]), textarea'); "
+                         "return i ? i.value : null; })()")
+
+
+def click(page: Browser, selector: str) -> None:
+    assert page.evaluate(f"(() => {{ const e = {q(selector)}; if (!e) return false; e.click(); return true; }})()"), selector
+
+
+def small_png(data: bytes) -> bytes:
+    """The screenshot with a 256-colour palette (a UI picture; about a third of the size), if Pillow is here."""
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:
+        return data
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=256).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def host_style_names(webui_dir: Path) -> list[str]:
+    names = []
+    for path in (webui_dir / "styles.csv", webui_dir / "styles_integrated.csv"):
+        if path.is_file():
+            with path.open(encoding="utf-8-sig", newline="") as file:
+                names += [row["name"] for row in csv.DictReader(file) if row.get("name")]
+    return names
+
+
+def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
+    base, webui_dir = page_url
+    forge = (webui_dir / "modules_forge").is_dir()
+    with Browser(tmp_path / "profile", width=1500, height=2600) as page:
+        page.open(base)
+        page.wait_for(f"typeof gradioApp === 'function' && {q('#' + OURS + 'defaults')} !== null", timeout=180)
+        # open the accordion (an InputAccordion: opening it turns Fooocus on) unless it starts open
+        if not page.evaluate(f"{q('#' + OURS + 'defaults')}.offsetParent !== null"):
+            click(page, f"#{OURS}enabled .label-wrap")
+            page.wait_for(f"{q('#' + OURS + 'defaults')}.offsetParent !== null")
+
+        # 1. Fooocus defaults: the tab's own controls
+        click(page, f"#{OURS}defaults")
+        page.wait_for(f"{q('#' + OURS + 'defaults_note')}.textContent.includes('Fooocus defaults set')")
+        page.wait_for(f"{json.dumps(value_of(page, TAB + '_steps'))} !== null")
+        assert value_of(page, f"{TAB}_steps") == "30"
+        assert float(value_of(page, f"{TAB}_cfg_scale")) == 4.0
+        assert (value_of(page, f"{TAB}_width"), value_of(page, f"{TAB}_height")) == ("1152", "896")
+        if forge:
+            assert value_of(page, f"{TAB}_sampling") == "DPM++ 2M SDE"
+            assert value_of(page, f"{TAB}_scheduler") == "Karras"
+        else:
+            assert value_of(page, f"{TAB}_sampling") in ("DPM++ 2M SDE Karras", "DPM++ 2M SDE")
+        assert value_of(page, OURS + "resolution") == "1152×896 (9:7)"
+        note = page.evaluate(f"{q('#' + OURS + 'defaults_note')}.textContent")
+        # 2. Quality: 60 steps
+        click(page, f"#{OURS}performance input[value='Quality']")
+        page.wait_for(f"(() => {{ const i = {q('#' + TAB + '_steps input[type=number]')}; return i && i.value === '60'; }})()")
+
+        # 3. hover a style without a preview image: the text card
+        box = page.evaluate(f"""(() => {{
+            const label = Array.from(gradioApp().querySelectorAll('#{OURS}styles label'))
+                .find(l => l.textContent.trim() === 'Crisp Cinematic Still');
+            label.scrollIntoView({{block: 'center'}});
+            const r = label.getBoundingClientRect();
+            return {{x: r.x + r.width / 2, y: r.y + r.height / 2}};
+        }})()""")
+        page.hover(box["x"], box["y"])
+        page.wait_for("(() => { const b = document.getElementById('fooocus-style-preview'); return b && "
+                      "b.classList.contains('fooocus-style-preview-visible') && "
+                      "b.classList.contains('fooocus-style-preview-card'); })()")
+        card = page.evaluate("document.querySelector('#fooocus-style-preview .fooocus-style-card').innerText")
+        marks = page.evaluate("Array.from(document.querySelectorAll('#fooocus-style-preview mark'))"
+                              ".map(m => m.textContent)")
+        assert card.startswith("Crisp Cinematic Still") and "negative" in card.lower() and marks == ["{prompt}"]
+
+        # 4. import group: Fooocus's styles without a network, then the host's styles file
+        click(page, f"#{OURS}import .label-wrap")
+        page.wait_for(f"{q('#' + OURS + 'import_csv')}.offsetParent !== null")
+        click(page, f"#{OURS}import_fooocus")
+        page.wait_for(f"(() => {{ const t = {q('#' + OURS + 'import_result textarea')}; "
+                      "return t && t.value.startsWith(\"Fooocus's styles not imported\"); })()", timeout=120)
+        fooocus_line = value_of(page, OURS + "import_result")
+        assert "cannot connect" in fooocus_line and "Check the network connection" in fooocus_line
+
+        click(page, f"#{OURS}import_csv")
+        page.wait_for(f"(() => {{ const t = {q('#' + OURS + 'import_result textarea')}; "
+                      "return t && t.value.includes('style(s) imported'); })()", timeout=60)
+        csv_line = value_of(page, OURS + "import_result")
+        names = host_style_names(webui_dir)
+        if names:
+            imported = page.evaluate(f"Array.from(gradioApp().querySelectorAll('#{OURS}styles label'))"
+                                     ".map(l => l.textContent.trim())")
+            assert any(normalize_name(name) in imported for name in names), csv_line
+
+        # 5. the dropdown follows a size typed into the tab's number boxes, and picking an entry sets the size
+        set_size = f"""(() => {{
+            for (const [id, v] of [['{TAB}_width', 1024], ['{TAB}_height', 1024]]) {{
+                const i = gradioApp().querySelector('#' + id + ' input[type=number]');
+                i.value = v; i.dispatchEvent(new Event('input', {{bubbles: true}}));
+                i.dispatchEvent(new Event('change', {{bubbles: true}})); i.dispatchEvent(new Event('blur'));
+            }}
+        }})()"""
+        page.evaluate(set_size)
+        page.wait_for(f"{q('#' + OURS + 'resolution input')}.value === '1024×1024 (1:1)'", timeout=30)
+        page.click_element(q(f"#{OURS}resolution input"))
+        option = ("Array.from(gradioApp().querySelectorAll('#" + OURS + "resolution li')).find(l => "
+                  "(l.getAttribute('aria-label') || l.getAttribute('data-value') || l.textContent.trim()) === "
+                  "'1344×768 (7:4)')")
+        page.wait_for(f"!!({option})", timeout=10)
+        page.click_element(option)
+        page.wait_for(f"(() => {{ const w = {q('#' + TAB + '_width input[type=number]')}, "
+                      f"h = {q('#' + TAB + '_height input[type=number]')}; "
+                      "return w.value === '1344' && h.value === '768'; })()", timeout=30)
+        click(page, f"#{OURS}defaults")
+        page.wait_for(f"{q('#' + OURS + 'resolution input')}.value === '1152×896 (9:7)'")
+
+        # 6. the screenshot: the accordion with the defaults row, the plot and the open import group
+        rect = page.evaluate(f"""(() => {{
+            const a = {q('#' + OURS + 'enabled')};
+            a.scrollIntoView({{block: 'start'}});
+            const r = a.getBoundingClientRect();
+            return {{x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height}};
+        }})()""")
+        page.hover(rect["x"] + rect["width"] + 40, 5)  # the mouse off the picker: no card in the picture
+        page.wait_for("!document.getElementById('fooocus-style-preview').classList"
+                      ".contains('fooocus-style-preview-visible')")
+        image = page.screenshot(rect)
+        target = Path(os.environ.get("FOOOCUS_SCREENSHOT") or tmp_path / "accordion.png")
+        target.write_bytes(small_png(image))
+        print(f"\nnote: {note}\ncsv: {csv_line}\nfooocus: {fooocus_line}\n"
+              f"screenshot: {target} ({target.stat().st_size} bytes)")
+        assert image[:8] == b"\x89PNG\r\n\x1a\n"
