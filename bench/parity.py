@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="'unset' sends no match_fooocus field (extensions without it)")
     parser.add_argument("--cases", nargs="*", help="only these cases")
     parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--extension", type=Path, default=REPO,
+                        help="the extension checkout to link into the host (default: this one)")
     options = parser.parse_args(argv)
     if options.webui is None:
         parser.error("--webui (or SD_WEBUI_DIR) is required")
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in CASES if not options.cases or c.name in options.cases]
     columns = MATCH_COLUMNS[options.match]
     rows, problems = [], []
-    with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args) as host:
+    with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args,
+                      extension=options.extension) as host:
         kind = "Forge" if host.forge else "A1111"
         for case in cases:
             row = [case.name]
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         label = {None: "unset", False: "off", True: "on"}[match]
         header += [f"PSNR {label} (dB)", f"max|Δlat| {label}"]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\nFooocus parity on {kind} ({options.webui}), {len(cases)} cases, references {options.data}")
+    print(f"\nFooocus parity on {kind} ({options.webui}), extension {options.extension}, {len(cases)} cases, "
+          f"references {options.data}")
     for line in [header, *rows]:
         print("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)))
     for problem in problems:
