@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--webui (or SD_WEBUI_DIR) is required")
     python = options.python or options.webui / "venv" / "bin" / "python"
     cases = [c for c in CASES if not options.cases or c.name in options.cases]
+    missing = [c.name for c in cases if not (options.data / f"{c.name}.png").is_file()]
+    cases = [c for c in cases if c.name not in missing]
     columns = MATCH_COLUMNS[options.match]
     rows, problems = [], []
     with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args,
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
           f"references {options.data}")
     for line in [header, *rows]:
         print("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)))
+    for name in missing:
+        print(f"note: {name}: no reference data in {options.data} (make it with tests/parity/make_fooocus_reference.py)")
     for problem in problems:
         print(f"note: {problem}")
     return 0
