@@ -365,7 +365,7 @@ def test_xyz_axes_are_registered_once_and_clamped(host, script, caplog) -> None:
     numeric = [f"[Fooocus] {spec.label}" for spec in FIELDS if spec.kind is float]
     assert labels == ["Nothing", "[Fooocus] Enabled", *numeric[:5], "[Fooocus] Apply in hires pass",
                       "[Fooocus] Fooocus V2 expansion", "[Fooocus] Refiner", "[Fooocus] Refiner switch at",
-                      "[Fooocus] Style"]
+                      "[Fooocus] Match Fooocus", "[Fooocus] Style"]
     by_label = {option.label: option for option in module.axis_options}
     assert by_label["[Fooocus] Sharpness"].type is float
     assert by_label["[Fooocus] Enabled"].choices() == ["True", "False"]
