@@ -13,6 +13,7 @@ torchsde is imported when a tree is built (the hosts ship it for k-diffusion).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,7 +59,9 @@ class BrownianNoise:
         b = torch.as_tensor(sigma_next).detach().float().cpu()
         sign = 1.0 if a <= b else -1.0
         low, high = (a, b) if a <= b else (b, a)
-        steps = [tree(low, high) for tree in self.trees]
+        with warnings.catch_warnings():  # queries at the range ends warn about float rounding (Fooocus silences them too)
+            warnings.simplefilter("ignore")
+            steps = [tree(low, high) for tree in self.trees]
         return torch.cat(steps).to(self.dtype).to(self.device) * sign
 
     def __call__(self, sigma: Any, sigma_next: Any) -> torch.Tensor:
