@@ -1,0 +1,174 @@
+"""Match Fooocus host glue with fake A1111 / Forge SDXL models: the conditioning the host gets, the
+fallback on host-only syntax, the caches, and that nothing stays behind."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+
+from lib_fooocus.hosts.lifecycle import GenerationState
+from lib_fooocus.hosts.match_encoding import (
+    MATCH_NOTE_FALLBACK,
+    FooocusImageRNG,
+    MatchPrompts,
+    host_text_encoders,
+    install_prompt_encoding,
+    private_cond_caches,
+)
+from lib_fooocus.match.noise import initial_noise
+from lib_fooocus.match.prompt import encode_parts, encode_text
+from lib_fooocus.match.syntax import PromptParts
+from lib_fooocus.params import FooocusParams
+
+L_WIDTH, G_WIDTH, SIZE_WIDTH = 3, 5, 4
+
+
+class FakeEmbedder:
+    """A hijacked sgm embedder (A1111) / Forge text engine: `tokenize` and `encode_with_transformers`."""
+
+    def __init__(self, width: int, pooled: bool):
+        self.width, self.pooled = width, pooled
+        self.hijack = SimpleNamespace(fixes=["stale"])
+        self.embeddings = SimpleNamespace(fixes=["stale"])
+        self.seen_fixes: list = []
+
+    def tokenize(self, texts):
+        return [[(sum(map(ord, word)) % 90) + 3 for word in text.split()] for text in texts]
+
+    def encode_with_transformers(self, tokens):
+        self.seen_fixes.append((self.hijack.fixes, self.embeddings.fixes))
+        ids = tokens.to(torch.float32).unsqueeze(-1)
+        z = torch.cos(ids * torch.arange(1, self.width + 1) / 7.0)
+        if self.pooled:
+            z.pooled = z[:, 3, :] * 2
+        return z
+
+
+class FakeSdxl:
+    def __init__(self, forge: bool):
+        l_embedder, g_embedder = FakeEmbedder(L_WIDTH, False), FakeEmbedder(G_WIDTH, True)
+        if forge:
+            self.text_processing_engine_l, self.text_processing_engine_g = l_embedder, g_embedder
+        else:
+            self.conditioner = SimpleNamespace(embedders=[l_embedder, g_embedder, object()])
+        self.calls: list[list[str]] = []
+
+    def get_learned_conditioning(self, texts):
+        self.calls.append(list(texts))
+        n = len(texts)
+        size = torch.arange(SIZE_WIDTH, dtype=torch.float32).repeat(n, 1) + 100
+        return {"crossattn": torch.zeros(n, 77, L_WIDTH + G_WIDTH), "vector": torch.cat([torch.zeros(n, G_WIDTH), size], 1)}
+
+
+class Texts(list):
+    def __init__(self, items, negative=False):
+        super().__init__(items)
+        self.is_negative_prompt = negative
+
+
+def make_p(forge: bool = False):
+    return SimpleNamespace(sd_model=FakeSdxl(forge), extra_generation_params={}, cached_c=[None, None], cached_uc=[None, None])
+
+
+def state_for(p):
+    return GenerationState(p=p, params=FooocusParams(enabled=True, match_fooocus=True), host="test")
+
+
+PARTS = PromptParts.of(["cinematic still of a (cat:1.2)", "extra line"], "expansion words")
+NEGATIVE = PromptParts.of(["", "style negative"])
+
+
+def planned() -> MatchPrompts:
+    prompts = MatchPrompts()
+    prompts.add("cinematic still of a (cat:1.2) BREAK extra line BREAK expansion words <lora:x:1>", PARTS, negative=False)
+    prompts.add("style negative", NEGATIVE, negative=True)
+    return prompts
+
+
+def expected(model, parts):
+    encoders = host_text_encoders(model)
+    return encode_parts(parts.parts, parts.top_k, lambda text: encode_text(text, encoders))
+
+
+def check_host(forge: bool) -> None:
+    p = make_p(forge)
+    model = p.sd_model
+    state = state_for(p)
+    shared_cache = p.cached_c
+    hook = install_prompt_encoding(state, p, planned(), ["a (cat:1.2)"], embeddings=lambda: [])
+    assert hook is not None
+    assert p.cached_c is not shared_cache and p.cached_c == [None, None]  # never the shared cache
+    cond = model.get_learned_conditioning(Texts(["cinematic still of a (cat:1.2) BREAK extra line BREAK expansion words "]))
+    crossattn, pooled = expected(model, PARTS)
+    assert torch.equal(cond["crossattn"], crossattn) and cond["crossattn"].shape == (1, 77 * 3, L_WIDTH + G_WIDTH)
+    assert torch.equal(cond["vector"][:, :G_WIDTH], pooled)
+    assert torch.equal(cond["vector"][:, G_WIDTH:], torch.arange(SIZE_WIDTH, dtype=torch.float32)[None] + 100)
+    negative = model.get_learned_conditioning(Texts(["style negative"], negative=True))
+    assert torch.equal(negative["crossattn"], expected(model, NEGATIVE)[0])  # '' encoded, never zeroed
+    embedders = (model.text_processing_engine_l, model.text_processing_engine_g) if forge else model.conditioner.embedders[:2]
+    assert all(fixes in ((None, ["stale"]), (["stale"], None)) for e in embedders for fixes in e.seen_fixes)
+    # a text the plan does not know keeps the host's encoding
+    other = model.get_learned_conditioning(Texts(["something else"]))
+    assert torch.equal(other["crossattn"], torch.zeros(1, 77, L_WIDTH + G_WIDTH))
+    state.finish()
+    assert "get_learned_conditioning" not in vars(model)  # the class method again
+    assert model.get_learned_conditioning(Texts(["style negative"], negative=True))["crossattn"].abs().sum() == 0
+
+
+def test_a1111_sdxl_gets_fooocus_conditioning() -> None:
+    check_host(forge=False)
+
+
+def test_forge_main_sdxl_gets_fooocus_conditioning() -> None:
+    check_host(forge=True)
+
+
+def test_pooled_sum_is_over_the_basic_parts_only() -> None:
+    p = make_p()
+    model = p.sd_model
+    encoders = host_text_encoders(model)
+    singles = [encode_text(text, encoders)[1] for text in PARTS.parts]
+    crossattn, pooled = expected(model, PARTS)
+    torch.testing.assert_close(pooled, singles[0] + singles[1])
+
+
+def test_host_only_syntax_falls_back_with_a_note_and_touches_nothing() -> None:
+    p = make_p()
+    state = state_for(p)
+    cache = p.cached_c
+    assert install_prompt_encoding(state, p, planned(), ["a [cat:dog:3] photo"], embeddings=lambda: []) is None
+    assert "get_learned_conditioning" not in vars(p.sd_model) and p.cached_c is cache
+    assert p.extra_generation_params["Fooocus note"] == f"{MATCH_NOTE_FALLBACK} (prompt editing [from:to:when] / [a|b])"
+    p2 = make_p()
+    assert install_prompt_encoding(state_for(p2), p2, planned(), ["a cat in myembed style"], embeddings=lambda: ["myembed"]) is None
+
+
+def test_non_sdxl_model_falls_back() -> None:
+    p = SimpleNamespace(sd_model=SimpleNamespace(get_learned_conditioning=lambda texts: None), extra_generation_params={})
+    assert install_prompt_encoding(state_for(p), p, planned(), ["a cat"], embeddings=lambda: []) is None
+    assert "not an SDXL model" in p.extra_generation_params["Fooocus note"]
+
+
+def test_stale_hook_of_a_failed_generation_is_replaced() -> None:
+    p = make_p()
+    model = p.sd_model
+    install_prompt_encoding(state_for(p), p, planned(), ["a"], embeddings=lambda: [])
+    second = install_prompt_encoding(state_for(p), p, MatchPrompts(), ["a"], embeddings=lambda: [])
+    assert second is not None and second.original.__func__ is FakeSdxl.get_learned_conditioning
+    second.remove()
+    assert "get_learned_conditioning" not in vars(model)
+
+
+def test_private_cond_caches_keep_the_host_lengths() -> None:
+    p = SimpleNamespace(cached_c=[1, 2, 3], cached_uc=[1, 2], cached_hr_c=None)
+    private_cond_caches(p)
+    assert p.cached_c == [None] * 3 and p.cached_uc == [None] * 2 and p.cached_hr_c is None
+
+
+def test_fooocus_image_rng_is_fooocus_initial_noise_then_goes_on_per_seed() -> None:
+    rng = FooocusImageRNG((4, 8, 8), [5, 6], torch.device("cpu"))
+    assert torch.equal(rng.next(), initial_noise([5, 6], (4, 8, 8)))
+    generator = torch.Generator().manual_seed(6)
+    torch.randn((1, 4, 8, 8), generator=generator)
+    assert torch.equal(rng.next()[1:], torch.randn((1, 4, 8, 8), generator=generator))
