@@ -172,3 +172,40 @@ def test_fooocus_image_rng_is_fooocus_initial_noise_then_goes_on_per_seed() -> N
     generator = torch.Generator().manual_seed(6)
     torch.randn((1, 4, 8, 8), generator=generator)
     assert torch.equal(rng.next()[1:], torch.randn((1, 4, 8, 8), generator=generator))
+
+
+# -- the parts the generation plans ------------------------------------------------------------------
+
+
+def test_rewrite_records_fooocus_parts_per_image_and_match_off_records_none() -> None:
+    from lib_fooocus.styles.library import StyleLibrary
+    from lib_fooocus.webui.generation import rewrite_prompts
+
+    library = StyleLibrary.from_styles([
+        {"name": "Sharp", "prompt": "cinematic still {prompt} . crisp", "negative_prompt": "blurry"},
+        {"name": "Enhance", "prompt": "", "negative_prompt": "low quality"},
+    ])
+
+    def make():
+        return SimpleNamespace(all_prompts=["a cat <lora:x:1>\nwearing a hat", "a dog"], all_negative_prompts=["", ""],
+                               all_seeds=[5, 6], batch_size=1)
+
+    p = make()
+    params = FooocusParams(enabled=True, match_fooocus=True, styles=("Sharp", "Enhance"), expansion=True)
+    rewrite = rewrite_prompts(p, params, library, lambda text, seed: f"{text} exp{seed}")
+    by_text = {text: (parts, negative) for text, parts, negative in rewrite.match_parts}
+    parts, negative = by_text[p.all_prompts[0]]
+    assert negative is False
+    assert parts == PromptParts(("cinematic still a cat . crisp", "wearing a hat", "a cat exp5"), 2)
+    neg_parts, negative = by_text[p.all_negative_prompts[0]]
+    assert negative is True and neg_parts == PromptParts(("blurry", "low quality"), 2)
+    assert by_text[p.all_prompts[1]][0] == PromptParts(("cinematic still a dog . crisp", "a dog exp6"), 1)
+    # match on without styles: the lines are the parts, an empty negative is one '' part
+    p = make()
+    rewrite = rewrite_prompts(p, FooocusParams(enabled=True, match_fooocus=True), library, None)
+    assert (p.all_prompts[0], PromptParts(("a cat", "wearing a hat"), 2), False) in rewrite.match_parts
+    assert ("", PromptParts(("",), 1), True) in rewrite.match_parts
+    # match off and nothing to rewrite: the prompts stay the user's
+    p = make()
+    assert rewrite_prompts(p, FooocusParams(enabled=True), library, None) is None
+    assert p.all_prompts[0] == "a cat <lora:x:1>\nwearing a hat"
