@@ -96,7 +96,7 @@ def check_host(forge: bool) -> None:
     model = p.sd_model
     state = state_for(p)
     shared_cache = p.cached_c
-    hook = install_prompt_encoding(state, p, planned(), ["a (cat:1.2)"], embeddings=lambda: [])
+    hook = install_prompt_encoding(state, p, planned(), ["a (cat:1.2)"], embeddings=list)
     assert hook is not None
     assert p.cached_c is not shared_cache and p.cached_c == [None, None]  # never the shared cache
     cond = model.get_learned_conditioning(Texts(["cinematic still of a (cat:1.2) BREAK extra line BREAK expansion words "]))
@@ -137,7 +137,7 @@ def test_host_only_syntax_falls_back_with_a_note_and_touches_nothing() -> None:
     p = make_p()
     state = state_for(p)
     cache = p.cached_c
-    assert install_prompt_encoding(state, p, planned(), ["a [cat:dog:3] photo"], embeddings=lambda: []) is None
+    assert install_prompt_encoding(state, p, planned(), ["a [cat:dog:3] photo"], embeddings=list) is None
     assert "get_learned_conditioning" not in vars(p.sd_model) and p.cached_c is cache
     assert p.extra_generation_params["Fooocus note"] == f"{MATCH_NOTE_FALLBACK} (prompt editing [from:to:when] / [a|b])"
     p2 = make_p()
@@ -146,15 +146,15 @@ def test_host_only_syntax_falls_back_with_a_note_and_touches_nothing() -> None:
 
 def test_non_sdxl_model_falls_back() -> None:
     p = SimpleNamespace(sd_model=SimpleNamespace(get_learned_conditioning=lambda texts: None), extra_generation_params={})
-    assert install_prompt_encoding(state_for(p), p, planned(), ["a cat"], embeddings=lambda: []) is None
+    assert install_prompt_encoding(state_for(p), p, planned(), ["a cat"], embeddings=list) is None
     assert "not an SDXL model" in p.extra_generation_params["Fooocus note"]
 
 
 def test_stale_hook_of_a_failed_generation_is_replaced() -> None:
     p = make_p()
     model = p.sd_model
-    install_prompt_encoding(state_for(p), p, planned(), ["a"], embeddings=lambda: [])
-    second = install_prompt_encoding(state_for(p), p, MatchPrompts(), ["a"], embeddings=lambda: [])
+    install_prompt_encoding(state_for(p), p, planned(), ["a"], embeddings=list)
+    second = install_prompt_encoding(state_for(p), p, MatchPrompts(), ["a"], embeddings=list)
     assert second is not None and second.original.__func__ is FakeSdxl.get_learned_conditioning
     second.remove()
     assert "get_learned_conditioning" not in vars(model)
@@ -209,3 +209,19 @@ def test_rewrite_records_fooocus_parts_per_image_and_match_off_records_none() ->
     p = make()
     assert rewrite_prompts(p, FooocusParams(enabled=True), library, None) is None
     assert p.all_prompts[0] == "a cat <lora:x:1>\nwearing a hat"
+
+
+def test_a1111_schedule_gets_fooocus_table_and_integer_timesteps() -> None:
+    from lib_fooocus.guidance.schedule import sdxl_sigmas
+    from lib_fooocus.hosts.match_encoding import fooocus_schedule_for
+
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    alphas_cumprod = torch.cumprod(1 - betas, 0).float()  # A1111: ᾱ cast to float32 before σ
+    host_table = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+    wrap = SimpleNamespace(sigmas=host_table, log_sigmas=host_table.log(), quantize=False)
+    assert not torch.equal(host_table, sdxl_sigmas())
+    assert fooocus_schedule_for(wrap)
+    assert torch.equal(wrap.sigmas, sdxl_sigmas()) and wrap.quantize is True
+    torch.testing.assert_close(wrap.log_sigmas, sdxl_sigmas().log())
+    other = SimpleNamespace(sigmas=host_table * 2, log_sigmas=None, quantize=False)  # not this schedule
+    assert not fooocus_schedule_for(other) and other.quantize is False

@@ -357,10 +357,61 @@ def patch_noise_sampler(state: Any, p: Any) -> Callable[[], None] | None:
     return undo
 
 
+# -- σ schedule ----------------------------------------------------------------------------------
+
+
+def fooocus_schedule_for(model_wrap: Any) -> bool:
+    """Give a k-diffusion discrete-schedule wrapper (A1111's CompVisDenoiser) Fooocus's σ table
+    (ᾱ in float64, σ cast to float32 once; A1111 builds σ from a float32 ᾱ) and the nearest integer
+    timestep per σ (k-diffusion's `quantize`; A1111 interpolates a fractional t). Only for the
+    standard 1000-step scaled-linear schedule; True when applied."""
+    from lib_fooocus.guidance.schedule import sdxl_sigmas
+
+    sigmas = getattr(model_wrap, "sigmas", None)
+    if not isinstance(sigmas, torch.Tensor) or sigmas.shape != (1000,) or not hasattr(model_wrap, "quantize"):
+        return False
+    table = sdxl_sigmas()
+    if not torch.allclose(sigmas.detach().float().cpu(), table, rtol=1e-4, atol=0):
+        return False  # another schedule (v-prediction zero-SNR, a custom table): leave it
+    table = table.to(device=sigmas.device, dtype=sigmas.dtype)
+    model_wrap.sigmas = table
+    model_wrap.log_sigmas = table.log()
+    model_wrap.quantize = True
+    return True
+
+
+def patch_sigma_schedule(state: Any, p: Any) -> Callable[[], None] | None:
+    """A1111: the sampler's schedule from Fooocus's σ table with integer timesteps (its model wrapper
+    is made inside `p.sample`, so `get_sigmas` is wrapped for the sampling, acting only for `p`).
+    Forge main already builds the same table and hands the UNet integer timesteps."""
+    try:
+        from modules import sd_samplers_kdiffusion
+    except Exception:
+        return None
+    sampler_class = getattr(sd_samplers_kdiffusion, "KDiffusionSampler", None)
+    original = getattr(sampler_class, "get_sigmas", None)
+    if original is None:
+        return None
+
+    def fooocus_get_sigmas(self: Any, sampler_p: Any, steps: Any) -> Any:
+        owned = sampler_p is state.p and not state.finished
+        if owned and fooocus_schedule_for(getattr(self, "model_wrap", None)):
+            state.log_once("match-schedule", "Match Fooocus: Fooocus's σ table and integer timesteps for this sampling.")
+        return original(self, sampler_p, steps)
+
+    sampler_class.get_sigmas = fooocus_get_sigmas
+
+    def undo() -> None:
+        if sampler_class.get_sigmas is fooocus_get_sigmas:
+            sampler_class.get_sigmas = original
+
+    return undo
+
+
 def install_noise(state: Any, p: Any) -> list[Callable[[], None]]:
-    """Everything Match Fooocus changes about the noise for one sampling; returns the undo steps."""
+    """Everything Match Fooocus changes about the sampling (noise, schedule); returns the undo steps."""
     undo = []
-    for step in (replace_rng, lambda s, q: force_sgm_noise_multiplier(q), patch_noise_sampler):
+    for step in (replace_rng, lambda s, q: force_sgm_noise_multiplier(q), patch_noise_sampler, patch_sigma_schedule):
         try:
             done = step(state, p)
         except Exception as error:
