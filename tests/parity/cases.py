@@ -92,3 +92,38 @@ CASES: tuple[ParityCase, ...] = (
 )
 
 CASES_BY_NAME: dict[str, ParityCase] = {case.name: case for case in CASES}
+
+
+@dataclass(frozen=True)
+class WorkloadCase:
+    """Prompt assembly only (Fooocus's process_prompt): which texts become workloads, and the pool counts."""
+
+    name: str
+    prompt: str
+    negative: str
+    styles: tuple[str, ...] = ()
+    seed: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "prompt": self.prompt, "negative": self.negative, "styles": list(self.styles),
+                "seed": self.seed}
+
+
+WORKLOAD_CASES: tuple[WorkloadCase, ...] = (
+    WorkloadCase("no_styles", "a cat", "a dog"),
+    WorkloadCase("empty_negative_no_styles", "a cat", ""),
+    WorkloadCase("negative_only_style", "a cat", "blurry", ("Parity Quiet Negative",)),
+    WorkloadCase("negative_only_style_empty_negative", "a cat", "", ("Parity Quiet Negative",)),
+    WorkloadCase("style_order", "a cat", "blurry", ("Parity Glass Diorama", "Parity Velvet Poster")),
+    WorkloadCase("negative_only_then_template", "a cat", "", ("Parity Quiet Negative", "Parity Ink Outline")),
+    WorkloadCase("extra_lines_and_styles", "a cat\n\nsitting on a mat\n  \nat noon",
+                 "blurry\ndark", ("Parity Ink Outline",)),
+    WorkloadCase("safe_str_cleanup", "  a  cat   with   hat ,. ", " ,blurry.  ", ()),
+    WorkloadCase("expansion_and_styles", "a small robot gardener", "", ("Fooocus V2", "Parity Velvet Poster",
+                                                                         "Parity Quiet Negative"), seed=7),
+    WorkloadCase("expansion_only", "a small robot gardener", "blurry", ("Fooocus V2",), seed=8),
+    WorkloadCase("expansion_empty_prompt", "", "blurry", ("Fooocus V2",), seed=9),
+    WorkloadCase("empty_prompt_with_style", "", "", ("Parity Ink Outline",)),
+    WorkloadCase("duplicate_style", "a cat", "blurry", ("Parity Ink Outline", "Parity Ink Outline")),
+    WorkloadCase("empty_everything", "", ""),
+)

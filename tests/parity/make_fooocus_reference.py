@@ -44,6 +44,7 @@ from cases import (  # noqa: E402  (the folder is put on sys.path just above)
     FOOOCUS_COMMIT,
     SDXL_LATENT_SCALE,
     STYLES_FILE,
+    WORKLOAD_CASES,
     ParityCase,
 )
 from expansion_model import write_expansion_model  # noqa: E402
@@ -144,6 +145,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.current: dict[str, Any] = {}
+        self.skip_diffusion = False  # prompt assembly only: no sampling, a black image instead
 
     def reset(self) -> None:
         self.current = {"clip_encode": [], "sample": [], "sampler_out": [], "decode_in": [], "tree": [],
@@ -173,7 +175,12 @@ class Recorder:
         real_process = pipeline.process_diffusion
 
         def process_diffusion(*args, **kwargs):
-            images = real_process(*args, **kwargs)
+            if record.skip_diffusion:
+                import numpy as np
+
+                images = [np.zeros((kwargs["height"], kwargs["width"], 3), dtype=np.uint8)]
+            else:
+                images = real_process(*args, **kwargs)
             record.current["diffusion"].append({"kwargs": {k: v for k, v in kwargs.items() if isinstance(
                 v, (int, float, str, bool))}, "images": images})
             return images
@@ -327,6 +334,27 @@ def save_case(out: Path, case: ParityCase, record: dict[str, Any]) -> dict[str, 
     }
 
 
+def run_workload_cases(worker: Any, recorder: Recorder) -> list[dict[str, Any]]:
+    """Fooocus's prompt assembly (process_prompt + clip_encode) for WORKLOAD_CASES; sampling is skipped."""
+    results = []
+    recorder.skip_diffusion = True
+    try:
+        for item in WORKLOAD_CASES:
+            case = ParityCase(item.name, item.prompt, item.negative, seed=item.seed, styles=item.styles, steps=1,
+                              width=64, height=64)
+            record = run_case(worker, recorder, case, "None")
+            positive, negative = record["clip_encode"][0], record["clip_encode"][1]
+            results.append({**item.to_dict(),
+                            "positive_workloads": positive["texts"], "positive_pool_count": positive["pool_top_k"],
+                            "negative_workloads": negative["texts"], "negative_pool_count": negative["pool_top_k"],
+                            "positive_crossattn_shape": list(positive["crossattn"].shape),
+                            "negative_crossattn_shape": list(negative["crossattn"].shape)})
+            print(f"[parity] workloads {item.name}: {positive['texts']} / {negative['texts']}", flush=True)
+    finally:
+        recorder.skip_diffusion = False
+    return results
+
+
 def fooocus_commit(fooocus: Path) -> str:
     try:
         return subprocess.run(["git", "-C", str(fooocus), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -343,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE.parent / "data" / "fooocus_parity")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fooocus-parity-work"))
     parser.add_argument("--cases", nargs="*", help="only these case names (default: all)")
+    parser.add_argument("--skip-workloads", action="store_true", help="do not (re)make workloads.json")
     options = parser.parse_args(argv)
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     fooocus, out, work = options.fooocus.resolve(), options.out.resolve(), options.work.resolve()
@@ -368,6 +397,13 @@ def main(argv: list[str] | None = None) -> int:
             record = run_case(worker, recorder, case, refiner_name)
             metadata["cases"][case.name] = save_case(out, case, record)
             print(f"[parity] case {case.name} done in {record['seconds']:.0f} s", flush=True)
+        if not options.skip_workloads:
+            workloads = {"how": ("Fooocus's handler on each input (process_prompt and clip_encode as they run; "
+                                 "sampling replaced by a black image): the texts of each workload in order and "
+                                 "the number of leading workloads whose pooled outputs are summed"),
+                         "cases": run_workload_cases(worker, recorder)}
+            (out / "workloads.json").write_text(json.dumps(workloads, indent=1, ensure_ascii=False) + "\n",
+                                                encoding="utf-8")
         metadata.update({
             "fooocus_commit": fooocus_commit(fooocus),
             "command": command,

@@ -1,0 +1,231 @@
+"""Host side of the Fooocus-parity check: run the parity cases through a real WebUI and compare with Fooocus.
+
+Used by `bench/parity.py` (a table) and `tests/webui/test_parity.py` (assertions). Needs `httpx`, `numpy`,
+`PIL` and `safetensors` (the project's test requirements); a host is started from its folder with this
+checkout linked as an extension, plus the small probe extension `bench/parity_probe` that saves the
+sampler's output latent of each generation (`post_sample`) so latents can be compared too.
+
+Host settings chosen to be Fooocus's: sampler DPM++ 2M SDE with the Karras schedule, the CPU random
+source (`randn_source`), eta-noise-seed delta 0, our parity styles as the user style folder
+(`SD_WEBUI_FOOOCUS_STYLES_DIR`), the random expansion model of the reference data as the expansion folder
+(downloads off), and the tricks' values of each case.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cases import DATA_DIR, STYLES_DIR, ParityCase
+
+REPO = Path(__file__).resolve().parents[2]
+PROBE = REPO / "bench" / "parity_probe"
+EXTENSION_LINK = "sd-webui-fooocus"
+PROBE_LINK = "fooocus-parity-probe"
+LATENT_DIR_ENV = "FOOOCUS_PARITY_LATENT_DIR"
+API_USER, API_PASSWORD = "fooocus-parity", "not-a-secret"
+
+
+# -- reference ----------------------------------------------------------------------------------------
+
+
+def reference_metadata(data_dir: Path = DATA_DIR) -> dict[str, Any]:
+    return json.loads((data_dir / "metadata.json").read_text(encoding="utf-8"))
+
+
+def reference_image(case: ParityCase, data_dir: Path = DATA_DIR) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(data_dir / f"{case.name}.png").convert("RGB"))
+
+
+def reference_latent(case: ParityCase, data_dir: Path = DATA_DIR) -> Any:
+    from safetensors.numpy import load_file
+
+    return load_file(str(data_dir / f"{case.name}.safetensors"))["sampler_latent"]
+
+
+def psnr(a: Any, b: Any) -> float:
+    """Peak signal-to-noise ratio of two uint8 images in dB (inf when identical)."""
+    import numpy as np
+
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+# -- request ------------------------------------------------------------------------------------------
+
+
+def is_forge(webui: Path) -> bool:
+    return (webui / "modules_forge").is_dir()
+
+
+def fooocus_args(case: ParityCase, refiner_title: str | None, match: bool | None) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "enabled": True, "sharpness": case.sharpness, "adaptive_cfg": case.adaptive_cfg,
+        "adm_scaler_positive": case.adm_scaler_positive, "adm_scaler_negative": case.adm_scaler_negative,
+        "adm_scaler_end": case.adm_scaler_end, "expansion": case.expansion, "styles": list(case.plain_styles),
+    }
+    if case.refiner:
+        args["refiner_checkpoint"] = refiner_title or "None"
+        args["refiner_switch"] = case.switch_step / case.steps
+    if match is not None:
+        args["match_fooocus"] = match
+    return args
+
+
+def txt2img_request(case: ParityCase, *, forge: bool, refiner_title: str | None, match: bool | None,
+                    expansion_dir: Path) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "prompt": case.prompt, "negative_prompt": case.negative, "seed": case.seed, "steps": case.steps,
+        "width": case.width, "height": case.height, "cfg_scale": case.cfg, "batch_size": 1, "n_iter": 1,
+        "send_images": True, "save_images": False,
+        "override_settings": {"randn_source": "CPU", "eta_noise_seed_delta": 0,
+                              "fooocus_expansion_model_dir": str(expansion_dir),
+                              "fooocus_expansion_allow_download": False,
+                              "fooocus_expansion_device": "CPU"},
+        "override_settings_restore_afterwards": True,
+        "alwayson_scripts": {"fooocus": {"args": [fooocus_args(case, refiner_title, match)]}},
+    }
+    if forge:
+        request.update(sampler_name="DPM++ 2M SDE", scheduler="Karras")
+    else:  # A1111 before 1.9 has the schedule in the sampler's name
+        request["sampler_name"] = "DPM++ 2M SDE Karras"
+    return request
+
+
+def decode_image(response_json: dict[str, Any]) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    data = response_json["images"][0]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[-1]))).convert("RGB"))
+
+
+# -- host process -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Host:
+    client: Any
+    webui: Path
+    latent_dir: Path
+    log_path: Path
+
+    @property
+    def forge(self) -> bool:
+        return is_forge(self.webui)
+
+    def refiner_title(self, file_name: str) -> str | None:
+        for model in self.client.get("/sdapi/v1/sd-models").json():
+            if model["title"].startswith(file_name) or Path(model.get("filename", "")).name == file_name:
+                return model["title"]
+        return None
+
+    def generate(self, case: ParityCase, match: bool | None, refiner_file: str = "sdxl_tiny_b.safetensors",
+                 expansion_dir: Path = DATA_DIR / "expansion_model") -> dict[str, Any]:
+        """One case: {'status', 'image', 'latent', 'info', 'error'}."""
+        latent_file = self.latent_dir / "last.safetensors"
+        latent_file.unlink(missing_ok=True)
+        title = self.refiner_title(refiner_file) if case.refiner else None
+        body = txt2img_request(case, forge=self.forge, refiner_title=title, match=match,
+                               expansion_dir=expansion_dir)
+        response = self.client.post("/sdapi/v1/txt2img", json=body)
+        result: dict[str, Any] = {"status": response.status_code, "image": None, "latent": None, "info": "",
+                                  "error": ""}
+        if response.status_code != 200:
+            result["error"] = response.text[:500]
+            return result
+        payload = response.json()
+        result["image"] = decode_image(payload)
+        result["info"] = json.loads(payload.get("info") or "{}").get("infotexts", [""])[0]
+        if latent_file.exists():
+            from safetensors.numpy import load_file
+
+            result["latent"] = load_file(str(latent_file))["samples"]
+        return result
+
+
+def launch_args(webui: Path, port: int, ckpt: str | None, extra: str) -> list[str]:
+    args = ["--api", "--nowebui", "--port", str(port), "--server-name", "127.0.0.1",
+            "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
+            "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
+            "--do-not-download-clip", "--no-download-sd-model", "--api-auth", f"{API_USER}:{API_PASSWORD}"]
+    if is_forge(webui):
+        args += ["--always-cpu", "--all-in-fp32"]
+    else:
+        args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
+    if ckpt:
+        args += ["--ckpt", ckpt]
+    return args + shlex.split(extra)
+
+
+def _link(link: Path, target: Path) -> bool:
+    """Link `target` as `link`; True when this call made it. A foreign link is an error."""
+    if link.is_symlink() or link.exists():
+        if link.resolve() != target.resolve():
+            msg = f"{link} exists and is not {target}; use a host folder of your own"
+            raise RuntimeError(msg)
+        return False
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
+    return True
+
+
+@contextmanager
+def running_host(webui: Path, python: Path, port: int, *, ckpt: str | None = None, extra_args: str = "",
+                 timeout: float = 900.0, log_path: Path | None = None) -> Iterator[Host]:
+    """Start the host with this checkout and the latent probe linked in; stop it (and unlink) afterwards."""
+    import httpx
+
+    webui = webui.resolve()
+    made = [link for link, target in ((webui / "extensions" / EXTENSION_LINK, REPO),
+                                      (webui / "extensions" / PROBE_LINK, PROBE)) if _link(link, target)]
+    latent_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fooocus-parity-latents-{port}"
+    latent_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or latent_dir / "host.log"
+    env = {**os.environ, "SD_WEBUI_FOOOCUS_STYLES_DIR": str(STYLES_DIR), LATENT_DIR_ENV: str(latent_dir)}
+    log = log_path.open("w")
+    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui, port, ckpt, extra_args)], cwd=webui,
+                               stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                msg = f"the WebUI exited with {process.returncode}; see {log_path}"
+                raise RuntimeError(msg)
+            try:
+                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                msg = f"the WebUI did not answer in time; see {log_path}"
+                raise RuntimeError(msg)
+            time.sleep(2)
+        with httpx.Client(base_url=base, timeout=1800, auth=(API_USER, API_PASSWORD)) as client:
+            yield Host(client, webui, latent_dir, log_path)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # the group started here, nothing else
+            process.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        for link in made:
+            link.unlink()

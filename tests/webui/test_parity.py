@@ -1,0 +1,54 @@
+""""Match Fooocus" on a real WebUI against Fooocus's own images (tests/data/fooocus_parity).
+
+    SD_WEBUI_DIR=/path/to/webui SD_WEBUI_PYTHON=... SD_WEBUI_CKPT=/root/hosts/models/sdxl_tiny.safetensors \
+        SD_WEBUI_ARGS="--ckpt-dir /root/hosts/models" python -m pytest tests/webui/test_parity.py -q
+
+Skipped when SD_WEBUI_DIR is unset. The references were made from `sdxl_tiny` (and `sdxl_tiny_b` as the
+refiner), so the host must load that checkpoint and list the second one (`--ckpt-dir`). Every case runs
+with `match_fooocus` on and must reach PSNR >= 50 dB against Fooocus's decoded image; an extension
+without the `match_fooocus` field skips (the harness's `bench/parity.py --match off` measures that state).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("httpx")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
+
+from cases import CASES, DATA_DIR  # noqa: E402
+from parity_host import psnr, reference_image, running_host  # noqa: E402
+
+pytestmark = pytest.mark.webui
+MIN_PSNR_DB = 50.0
+
+
+@pytest.fixture(scope="module")
+def host():
+    root = os.environ.get("SD_WEBUI_DIR", "").strip()
+    if not root:
+        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
+    webui = Path(root).expanduser()
+    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui / "venv" / "bin" / "python")
+    if not (webui / "launch.py").is_file() or not python.exists():
+        pytest.skip(f"no launch.py in {webui} or no interpreter at {python}")
+    if not (DATA_DIR / "metadata.json").is_file():
+        pytest.skip("no Fooocus reference data (tests/parity/make_fooocus_reference.py makes it)")
+    port = int(os.environ.get("SD_WEBUI_PARITY_PORT", os.environ.get("SD_WEBUI_PORT", "7951")))
+    with running_host(webui, python, port, ckpt=os.environ.get("SD_WEBUI_CKPT"),
+                      extra_args=os.environ.get("SD_WEBUI_ARGS", "")) as running:
+        yield running
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_match_fooocus_gives_fooocus_image(host, case) -> None:
+    result = host.generate(case, match=True)
+    if result["status"] == 422 and "match_fooocus" in result["error"]:
+        pytest.skip("this extension has no match_fooocus field yet")
+    assert result["status"] == 200, result["error"]
+    value = psnr(result["image"], reference_image(case))
+    assert value >= MIN_PSNR_DB, f"{case.name}: PSNR {value:.2f} dB vs Fooocus (info: {result['info'][:300]})"
