@@ -394,9 +394,8 @@ def patch_sigma_schedule(state: Any, p: Any) -> Callable[[], None] | None:
         return None
 
     def fooocus_get_sigmas(self: Any, sampler_p: Any, steps: Any) -> Any:
-        owned = sampler_p is state.p and not state.finished
-        if owned and fooocus_schedule_for(getattr(self, "model_wrap", None)):
-            state.log_once("match-schedule", "Match Fooocus: Fooocus's σ table and integer timesteps for this sampling.")
+        if sampler_p is state.p and not state.finished:
+            fooocus_schedule_for(getattr(self, "model_wrap", None))
         return original(self, sampler_p, steps)
 
     sampler_class.get_sigmas = fooocus_get_sigmas
