@@ -225,3 +225,75 @@ def test_a1111_schedule_gets_fooocus_table_and_integer_timesteps() -> None:
     torch.testing.assert_close(wrap.log_sigmas, sdxl_sigmas().log())
     other = SimpleNamespace(sigmas=host_table * 2, log_sigmas=None, quantize=False)  # not this schedule
     assert not fooocus_schedule_for(other) and other.quantize is False
+
+
+# -- sampling: noise and schedule, installed for one sampling and undone ------------------------------
+
+
+def fake_host_modules(monkeypatch):
+    import sys
+    import types
+
+    class Sampler:
+        def create_noise_sampler(self, x, sigmas, p):
+            return "host tree"
+
+    class KDiffusionSampler(Sampler):
+        def get_sigmas(self, p, steps):
+            return "host sigmas"
+
+    modules = types.ModuleType("modules")
+    shared = types.ModuleType("modules.shared")
+    shared.opts = SimpleNamespace(data={"sgm_noise_multiplier": False}, sgm_noise_multiplier=False)
+    shared.device = torch.device("cpu")
+    common = types.ModuleType("modules.sd_samplers_common")
+    common.Sampler = Sampler
+    kdiffusion = types.ModuleType("modules.sd_samplers_kdiffusion")
+    kdiffusion.KDiffusionSampler = KDiffusionSampler
+    modules.shared, modules.sd_samplers_common, modules.sd_samplers_kdiffusion = shared, common, kdiffusion
+    for name, module in (("modules", modules), ("modules.shared", shared), ("modules.sd_samplers_common", common),
+                         ("modules.sd_samplers_kdiffusion", kdiffusion)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return shared, Sampler, KDiffusionSampler
+
+
+def test_sampling_gets_fooocus_noise_and_everything_is_undone(monkeypatch) -> None:
+    import pytest
+
+    pytest.importorskip("torchsde")
+    from lib_fooocus.hosts.match_encoding import install_noise
+    from lib_fooocus.match.noise import BrownianNoise
+
+    shared, sampler_class, kdiffusion_class = fake_host_modules(monkeypatch)
+    host_rng = SimpleNamespace(shape=(4, 8, 8), seeds=[21, 22], next=lambda: "host noise")
+    p = SimpleNamespace(rng=host_rng, subseed_strength=0, seed_resize_from_h=0, all_seeds=[1, 2, 21, 22],
+                        iteration=1, batch_size=2, extra_generation_params={})
+    other_p = SimpleNamespace()
+    state = state_for(p)
+    undo = install_noise(state, p)
+    assert torch.equal(p.rng.next(), initial_noise([21, 22], (4, 8, 8)))
+    assert shared.opts.data["sgm_noise_multiplier"] is True  # √(1+σ₀²) as Fooocus
+    sampler = kdiffusion_class()
+    tree = sampler.create_noise_sampler(torch.zeros(2, 4, 8, 8), torch.tensor([14.6, 2.0, 0.03, 0.0]), p)
+    assert isinstance(tree, BrownianNoise) and len(tree.trees) == 2
+    one = BrownianNoise(torch.zeros(1, 4, 8, 8), torch.tensor(0.03), torch.tensor(14.6), [22])
+    torch.testing.assert_close(tree(torch.tensor(14.6), torch.tensor(2.0))[1:], one(torch.tensor(14.6), torch.tensor(2.0)))
+    assert sampler.create_noise_sampler(None, None, other_p) == "host tree"  # another job's sampler: the host's
+    p.extra_generation_params["SGM noise multiplier"] = True
+    while undo:
+        undo.pop()()
+    assert p.rng is host_rng and shared.opts.data["sgm_noise_multiplier"] is False
+    assert "SGM noise multiplier" not in p.extra_generation_params
+    assert sampler_class.create_noise_sampler(sampler, None, None, p) == "host tree"
+    assert kdiffusion_class.get_sigmas(sampler, p, 4) == "host sigmas"
+    assert "create_noise_sampler" not in vars(kdiffusion_class)
+
+
+def test_variation_seeds_keep_the_host_noise(monkeypatch) -> None:
+    from lib_fooocus.hosts.match_encoding import replace_rng
+
+    fake_host_modules(monkeypatch)
+    host_rng = SimpleNamespace(shape=(4, 8, 8), seeds=[1], next=lambda: "host noise")
+    p = SimpleNamespace(rng=host_rng, subseed_strength=0.3, extra_generation_params={})
+    assert replace_rng(state_for(p), p) is None and p.rng is host_rng
+    assert "variation seed" in p.extra_generation_params["Fooocus note"]
