@@ -40,14 +40,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="'unset' sends no match_fooocus field (extensions without it)")
     parser.add_argument("--cases", nargs="*", help="only these cases")
     parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--extension", type=Path, default=REPO,
+                        help="the extension checkout to link into the host (default: this one)")
     options = parser.parse_args(argv)
     if options.webui is None:
         parser.error("--webui (or SD_WEBUI_DIR) is required")
     python = options.python or options.webui / "venv" / "bin" / "python"
     cases = [c for c in CASES if not options.cases or c.name in options.cases]
+    missing = [c.name for c in cases if not (options.data / f"{c.name}.png").is_file()]
+    cases = [c for c in cases if c.name not in missing]
     columns = MATCH_COLUMNS[options.match]
     rows, problems = [], []
-    with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args) as host:
+    with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args,
+                      extension=options.extension) as host:
         kind = "Forge" if host.forge else "A1111"
         for case in cases:
             row = [case.name]
@@ -73,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         label = {None: "unset", False: "off", True: "on"}[match]
         header += [f"PSNR {label} (dB)", f"max|Δlat| {label}"]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\nFooocus parity on {kind} ({options.webui}), {len(cases)} cases, references {options.data}")
+    print(f"\nFooocus parity on {kind} ({options.webui}), extension {options.extension}, {len(cases)} cases, "
+          f"references {options.data}")
     for line in [header, *rows]:
         print("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)))
+    for name in missing:
+        print(f"note: {name}: no reference data in {options.data} (make it with tests/parity/make_fooocus_reference.py)")
     for problem in problems:
         print(f"note: {problem}")
     return 0

@@ -88,7 +88,10 @@ CASES: tuple[ParityCase, ...] = (
     ParityCase("expansion", "a small robot gardener", "blurry", seed=4242, styles=("Fooocus V2",),
                notes="random-weight expansion model: expansion text is the last positive workload, not pooled"),
     ParityCase("refiner", "a photo of a cat", "blurry", seed=1234, refiner="b", switch_step=2,
-               notes="joint swap to the second tiny SDXL at step 2 of 4 (forced switch step)"),
+               notes="joint swap to the second tiny SDXL at step 2 of 4 (forced switch step): the base evaluates "
+                     "steps 0-2, the refiner only the last step"),
+    ParityCase("refiner_early", "a wooden chair in a bright room", "blurry", seed=606, refiner="b", switch_step=1,
+               notes="switch at step 1 of 4: the base evaluates steps 0-1, the refiner steps 2-3"),
 )
 
 CASES_BY_NAME: dict[str, ParityCase] = {case.name: case for case in CASES}

@@ -188,12 +188,13 @@ def _link(link: Path, target: Path) -> bool:
 
 @contextmanager
 def running_host(webui: Path, python: Path, port: int, *, ckpt: str | None = None, extra_args: str = "",
-                 timeout: float = 900.0, log_path: Path | None = None) -> Iterator[Host]:
-    """Start the host with this checkout and the latent probe linked in; stop it (and unlink) afterwards."""
+                 timeout: float = 900.0, log_path: Path | None = None, extension: Path = REPO) -> Iterator[Host]:
+    """Start the host with `extension` (default: this checkout) and the latent probe linked in; stop it (and
+    unlink) afterwards."""
     import httpx
 
     webui = webui.resolve()
-    made = [link for link, target in ((webui / "extensions" / EXTENSION_LINK, REPO),
+    made = [link for link, target in ((webui / "extensions" / EXTENSION_LINK, extension.resolve()),
                                       (webui / "extensions" / PROBE_LINK, PROBE)) if _link(link, target)]
     latent_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fooocus-parity-latents-{port}"
     latent_dir.mkdir(parents=True, exist_ok=True)
