@@ -297,3 +297,31 @@ def test_variation_seeds_keep_the_host_noise(monkeypatch) -> None:
     p = SimpleNamespace(rng=host_rng, subseed_strength=0.3, extra_generation_params={})
     assert replace_rng(state_for(p), p) is None and p.rng is host_rng
     assert "variation seed" in p.extra_generation_params["Fooocus note"]
+
+
+def test_match_parts_are_fooocus_workloads_and_pool_counts() -> None:
+    """Fooocus's own process_prompt output (tests/data/fooocus_parity/workloads.json): the parts Match
+    Fooocus encodes, their order, the expansion last and outside the pooled sum."""
+    import json
+    from pathlib import Path
+
+    from lib_fooocus.styles.library import StyleLibrary
+    from lib_fooocus.webui.generation import rewrite_prompts
+
+    data = Path(__file__).parent / "data" / "fooocus_parity"
+    library = StyleLibrary.load([Path(__file__).parent / "parity" / "styles"])
+    cases = json.loads((data / "workloads.json").read_text(encoding="utf-8"))["cases"]
+    assert len(cases) >= 10
+    for case in cases:
+        expansion = "Fooocus V2" in case["styles"]
+        fooocus_expansion = case["positive_workloads"][-1] if expansion and case["prompt"].strip() else ""
+        p = SimpleNamespace(all_prompts=[case["prompt"]], all_negative_prompts=[case["negative"]], all_seeds=[case["seed"]],
+                            batch_size=1)
+        params = FooocusParams(enabled=True, match_fooocus=True, styles=tuple(case["styles"]))
+        rewrite = rewrite_prompts(p, params, library, lambda text, seed, e=fooocus_expansion: e)
+        (_, positive, _), (_, negative, _) = rewrite.match_parts
+        assert positive == PromptParts(tuple(case["positive_workloads"]), case["positive_pool_count"]), case["name"]
+        assert negative == PromptParts(tuple(case["negative_workloads"]), case["negative_pool_count"]), case["name"]
+        # each part its own 77-token chunk(s): one per short part, more for a long expansion
+        assert case["positive_crossattn_shape"][1] >= 77 * len(positive.parts)
+        assert case["negative_crossattn_shape"][1] == 77 * len(negative.parts)
