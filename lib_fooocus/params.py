@@ -101,6 +101,11 @@ FIELDS: tuple[FieldSpec, ...] = (
         "Fraction of the steps sampled by the base: 0.8 for SDXL refiners, any value for two SDXL models.",
         0.1, 1.0, 0.01,
     ),
+    FieldSpec(
+        "match_fooocus", bool, False, "Fooocus match", "Match Fooocus",
+        "Encode prompts and draw noise exactly as Fooocus does (parts encoded separately, pooled sum, "
+        "Fooocus emphasis, CPU noise, one Brownian tree per image); prompts with host-only syntax fall back.",
+    ),
 )
 
 REFINER_OFF = "None"
@@ -129,6 +134,7 @@ class FooocusParams:
     styles: tuple[str, ...] = field(default_factory=tuple)
     refiner_checkpoint: str = REFINER_OFF
     refiner_switch: float = 0.8
+    match_fooocus: bool = False
 
     # -- construction ---------------------------------------------------------------------------
 

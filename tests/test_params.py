@@ -102,6 +102,17 @@ def test_infotext_only_non_defaults_and_round_trip():
     assert restored == params and warnings == []
 
 
+def test_match_fooocus_is_the_last_field_default_off_and_round_trips():
+    assert FIELDS[-1].name == "match_fooocus" and FIELD_NAMES.index("match_fooocus") == 11
+    assert FooocusParams().match_fooocus is False
+    params = FooocusParams.from_args([True, 2.0, 7.0, 1.5, 0.8, 0.3, True, False, [], "None", 0.8, True])
+    assert params.match_fooocus is True
+    fields = params.to_infotext()
+    assert fields == {"Fooocus": "True", "Fooocus match": "True"}
+    assert FooocusParams.from_infotext(fields) == (params, [])
+    assert "Fooocus match" not in FooocusParams(enabled=True).to_infotext()
+
+
 def test_infotext_paste_clamps_and_warns():
     restored, warnings = FooocusParams.from_infotext(
         {"Fooocus sharpness": "45", "Fooocus ADM end": "-1", "Fooocus adaptive CFG": "abc", "Fooocus styles": "A, B"}

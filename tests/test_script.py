@@ -50,6 +50,10 @@ class FakeAdapter:
     def end_generation(self, p):
         self.calls.append(("end", None))
 
+    def begin_match(self, p, prompts, raw_texts):
+        self.calls.append(("match", (prompts, raw_texts)))
+        return True
+
 
 class FakeExpander:
     def __init__(self, fail: Exception | None = None):
@@ -195,6 +199,25 @@ def test_styles_and_expansion_per_image_seed_and_hires(host, script) -> None:
     # the expansion continues the first line without the extra-network tag
     assert ("a cat", 10) in script.expander.calls and ("a dog", 13) in script.expander.calls
     assert len(script.expander.calls) == 5  # one per (prompt, seed)
+
+
+def test_match_fooocus_hands_the_adapter_each_prompts_parts(host, script) -> None:
+    from lib_fooocus.match.syntax import PromptParts
+
+    p = make_p(host, prompt="a cat <lora:x:1>\nextra line", negative_prompt="", batch_size=1, n_iter=2, seed=10,
+               enable_hr=True)
+    p.all_hr_prompts[1] = "a dog"
+    script.process(p, {"enabled": True, "styles": ["Warm Light"], "expansion": True, "match_fooocus": True})
+    [(prompts, raw_texts)] = [value for kind, value in script.adapter.calls if kind == "match"]
+    assert prompts.find(p.all_prompts[0], negative=False) == PromptParts(
+        ("a cat, warm light", "extra line", "exp10 words"), 2)
+    assert prompts.find(p.all_hr_prompts[1], negative=False) == PromptParts(("a dog, warm light", "exp11 words"), 1)
+    assert prompts.find(p.all_negative_prompts[0], negative=True) == PromptParts(("cold",), 1)
+    assert raw_texts[0] == "a cat <lora:x:1>\nextra line"  # the user's prompt decides the fallback, not BREAK
+    # match off: never asked
+    script.adapter.calls.clear()
+    script.process(make_p(host, prompt="a cat", seed=1), {"enabled": True, "styles": ["Warm Light"]})
+    assert [kind for kind, _ in script.adapter.calls] == ["begin"]
 
 
 def test_and_prompt_styles_each_subprompt_per_image_seed(host, script) -> None:
@@ -366,7 +389,7 @@ def test_xyz_axes_are_registered_once_and_clamped(host, script, caplog) -> None:
     numeric = [f"[Fooocus] {spec.label}" for spec in FIELDS if spec.kind is float]
     assert labels == ["Nothing", "[Fooocus] Enabled", *numeric[:5], "[Fooocus] Apply in hires pass",
                       "[Fooocus] Fooocus V2 expansion", "[Fooocus] Refiner", "[Fooocus] Refiner switch at",
-                      "[Fooocus] Styles"]
+                      "[Fooocus] Match Fooocus", "[Fooocus] Styles"]
     by_label = {option.label: option for option in module.axis_options}
     assert by_label["[Fooocus] Sharpness"].type is float
     assert by_label["[Fooocus] Enabled"].choices() == ["True", "False"]

@@ -70,6 +70,12 @@ class GenerationState:
     filter_method: str = "auto"
     # The Fooocus refiner swap of this generation (`hosts.refiner_swap.RefinerSwap`), or None.
     refiner: Any = None
+    # Match Fooocus: the prompt-encoding hook (`hosts.match_encoding.PromptEncodingHook`) or None,
+    # the undo steps of the noise changes of the current sampling, and what `finish` must undo
+    # (hooks that live for the whole generation, also when it fails).
+    match_hook: Any = None
+    match_noise_undo: list[Callable[[], None]] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def owns(self, denoiser: Any = None) -> bool:
         """True when a callback firing now belongs to this generation (see the module docstring)."""
@@ -84,6 +90,13 @@ class GenerationState:
         """The generation is over: hooks still referenced anywhere do nothing from now on, and `p`
         (its images, latents, sampler) is no longer referenced by the state."""
         self.finished = True
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                cleanup()
+            except Exception:
+                logger.debug("Fooocus: a cleanup step failed", exc_info=True)
+        self.match_hook = None
         self.p = None
         self.stash = None
 
@@ -279,7 +292,22 @@ class CallbackAdapter:
     def _before_sampling(self, state: GenerationState) -> None:
         """Per sampling pass; must be idempotent."""
 
+    def begin_match(self, p: Any, prompts: Any, raw_texts: Any) -> bool:
+        """Match Fooocus: Fooocus's prompt encoding for this generation (after the prompts are
+        final). False when the host's encoder stays in charge (the reason is logged and noted)."""
+        from .match_encoding import install_prompt_encoding
+
+        state = state_of(p)
+        if state is None or not getattr(state.params, "match_fooocus", False):
+            return False
+        state.match_hook = install_prompt_encoding(state, p, prompts, raw_texts)
+        return state.match_hook is not None
+
     def _install(self, state: GenerationState) -> None:
+        if getattr(state.params, "match_fooocus", False):
+            from .match_encoding import install_noise
+
+            state.match_noise_undo = install_noise(state, state.p)
         for category, callback in self._callbacks(state).items():
             register_callback(self.script_callbacks, category, callback, state)
 
@@ -291,6 +319,12 @@ class CallbackAdapter:
             remove_callbacks(self.script_callbacks, state)
             state.stash = None
             state.forge_cond_scale = None
+            while state.match_noise_undo:
+                undo = state.match_noise_undo.pop()
+                try:
+                    undo()
+                except Exception:
+                    logger.debug("Fooocus: undoing a Match Fooocus noise change failed", exc_info=True)
 
     def _prepare_refiner(self, state: GenerationState) -> None:
         """Resolve and load the Fooocus refiner before sampling (never raises)."""

@@ -31,6 +31,8 @@ class Rewrite:
     original_negatives: list[str] = field(default_factory=list)
     random_styles: list[str] = field(default_factory=list)  # what Random Style became, per image
     expansion_error: str = ""
+    # Match Fooocus: (host text, Fooocus's parts, is negative) for every prompt of the generation
+    match_parts: list[tuple[str, Any, bool]] = field(default_factory=list)
 
 
 def wants_expansion(params: FooocusParams) -> bool:
@@ -81,7 +83,8 @@ def rewrite_prompts(
 
     use_expansion = wants_expansion(params) and (expand is not None or expand_batch is not None)
     styles = [name for name in known_styles(library, params.styles) if library.resolve(name) != FOOOCUS_V2]
-    if not styles and not use_expansion:
+    match = bool(getattr(params, "match_fooocus", False))
+    if not styles and not use_expansion and not match:
         return None
     random_slots = [index for index, name in enumerate(styles) if library.resolve(name) == RANDOM_STYLE]
 
@@ -120,6 +123,8 @@ def rewrite_prompts(
     for index, (seed, plan, hr_plan) in enumerate(plans):
         expansion = expansions.get((plan.expansion_source, seed), "")
         new_prompt, new_negative = plan.positive_text(expansion), plan.negative_text()
+        if match:
+            _record_parts(result, plan, expansion, new_prompt, new_negative)
         result.original_prompts.append(prompts[index])
         result.original_negatives.append(negatives[index])
         result.prompts.append(new_prompt)
@@ -131,6 +136,8 @@ def rewrite_prompts(
             else:
                 hr_expansion = expansions.get((hr_plan.expansion_source, seed), "")
                 hr_prompts[index], hr_negative = hr_plan.positive_text(hr_expansion), hr_plan.negative_text()
+                if match:
+                    _record_parts(result, hr_plan, hr_expansion, hr_prompts[index], hr_negative)
             if hr_negatives is not None and index < len(hr_negatives):
                 hr_negatives[index] = hr_negative
 
@@ -144,6 +151,15 @@ def rewrite_prompts(
     if hr_negatives is not None:
         p.all_hr_negative_prompts = hr_negatives
     return result
+
+
+def _record_parts(result: Rewrite, plan: Any, expansion: str, prompt: str, negative: str) -> None:
+    """Fooocus's parts of one image's final prompts: the styled parts (their pooled outputs summed),
+    then the expansion when there is one."""
+    from lib_fooocus.match.syntax import PromptParts
+
+    result.match_parts.append((prompt, PromptParts.of(plan.positive_parts, expansion or None), False))
+    result.match_parts.append((negative, PromptParts.of(plan.negative_parts), True))
 
 
 def _run_expansions(

@@ -51,7 +51,7 @@ class Runtime:
             return None
         setattr(p, PARAMS_ATTRIBUTE, params)
         rewrite = None
-        if params.styles or generation.wants_expansion(params):
+        if params.styles or generation.wants_expansion(params) or params.match_fooocus:
             try:
                 expander = self.get_expander() if generation.wants_expansion(params) else None
                 rewrite = generation.rewrite_prompts(
@@ -69,7 +69,29 @@ class Runtime:
                 # also covers generations that fail or are interrupted (the hosts then skip postprocess).
                 self.context.unload_expansion_if_configured()
         generation.write_infotext(p, generation.infotext_entries(params, rewrite))
+        if params.match_fooocus:
+            self._begin_match(p, rewrite)
         return params
+
+    def _begin_match(self, p: Any, rewrite: generation.Rewrite | None) -> None:
+        """Match Fooocus's prompt encoding, from the parts the rewrite planned (never raises)."""
+        from lib_fooocus.hosts.match_encoding import MatchPrompts
+
+        prompts = MatchPrompts()
+        for text, parts, negative in rewrite.match_parts if rewrite is not None else []:
+            prompts.add(text, parts, negative)
+        # the user's own prompts decide whether Fooocus's encoder can take them (the assembled ones
+        # join the parts with BREAK for the WebUI's own encoder)
+        if rewrite is not None:
+            raw_texts = [*rewrite.original_prompts, *rewrite.original_negatives]
+        else:
+            raw_texts = [*(getattr(p, "all_prompts", None) or []), *(getattr(p, "all_negative_prompts", None) or [])]
+        try:
+            begin_match = getattr(self.get_adapter(), "begin_match", None)
+            if begin_match is not None:
+                begin_match(p, prompts, [str(text) for text in raw_texts])
+        except Exception:
+            log.exception("Fooocus: Match Fooocus prompt encoding not installed; the WebUI encodes the prompts")
 
     def _begin(self, p: Any, params: FooocusParams) -> bool:
         adapter = None

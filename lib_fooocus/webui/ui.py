@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 LAYOUT: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("row", "", ("sharpness", "adaptive_cfg")),
     ("group", "ADM guidance", ("adm_scaler_positive", "adm_scaler_negative", "adm_scaler_end")),
-    ("row", "", ("apply_in_hires",)),
+    ("row", "", ("apply_in_hires", "match_fooocus")),
     ("expansion", "", ("expansion",)),
     ("styles", "", ("styles",)),
     ("refiner", "Refiner", ("refiner_checkpoint", "refiner_switch")),
