@@ -184,3 +184,33 @@ def test_header_classification_reads_no_tensor(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(safetensors, "safe_open", lambda *a, **k: pytest.fail("tensors opened"))
     assert unet_file.inspect_checkpoint(tmp_path / "r.safetensors") == "sdxl-refiner"
+
+
+def test_a_refiner_built_on_the_meta_device_gets_the_files_weights_in_the_bases_dtype(tmp_path, fresh_cache) -> None:
+    """The hosts' constructors build the refiner on the "meta" device (no memory, no random init) from
+    the header's shapes; the weights are then streamed in, converted to the base's dtype."""
+    torch.manual_seed(2)
+    saved = save_checkpoint(tmp_path / "refiner.safetensors", TinyUNet(adm=2560, context=1280))
+    state, base = make_state(tmp_path)
+    base.to(torch.float64)
+    shapes_seen = []
+
+    def construct_on_meta(config, shapes):
+        shapes_seen.append(shapes)
+        with torch.device("meta"):
+            return construct(config)
+
+    swap = refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: construct_on_meta)
+    assert swap is not None, state.p.extra_generation_params
+    assert all(t.is_meta for t in shapes_seen[0].values())  # the constructor read no weight
+    for key, value in swap.unet.state_dict().items():
+        assert not value.is_meta and value.dtype == torch.float64
+        assert torch.equal(value, saved[f"model.diffusion_model.{key}"].to(torch.float64))
+
+
+def test_a_file_with_other_shapes_is_refused_naming_the_tensor(tmp_path, fresh_cache, caplog) -> None:
+    save_checkpoint(tmp_path / "second.safetensors", TinyUNet(channels=16))  # an SDXL base type, other widths
+    state, _base = make_state(tmp_path, "second.safetensors")
+    assert refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None) is None
+    note = _refused(state, caplog)
+    assert "does not fit this architecture" in note and "size mismatch for" in note
