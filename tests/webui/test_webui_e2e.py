@@ -7,6 +7,9 @@ Skipped when SD_WEBUI_DIR is unset. Optional environment:
 - SD_WEBUI_CKPT     a checkpoint file for --ckpt (an SDXL one to see the ADM effects; any works)
 - SD_WEBUI_ARGS     extra launch arguments, split on spaces
 - SD_WEBUI_PORT     port (default 7871); SD_WEBUI_TIMEOUT start-up seconds (default 900)
+- SD_WEBUI_REFINER_CKPT  an SDXL *refiner*-shaped checkpoint (ADM 2560) the host lists (put its folder in
+                    `--ckpt-dir` via SD_WEBUI_ARGS): runs the SDXL-refiner checks (skipped when unset). The
+                    same-shape refiner checks need a second SDXL base-type checkpoint in the list.
 The extension is linked into `$SD_WEBUI_DIR/extensions/sd-webui-fooocus` for the run (and the link
 removed afterwards when this test made it). The host runs with --api --nowebui and CPU flags:
 A1111 `--use-cpu all --precision full --no-half`, Forge `--always-cpu --all-in-fp32`, and with the
@@ -19,20 +22,18 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shlex
-import signal
-import subprocess
+import re
 import time
 from pathlib import Path
 
 import pytest
+from launcher import REPO, LaunchError, NotConfigured, running_webui
 
 httpx = pytest.importorskip("httpx")
 
 pytestmark = pytest.mark.webui
 
-REPO = Path(__file__).resolve().parents[2]
-LINK_NAME = "sd-webui-fooocus"
+LOG_PATH = REPO / ".pytest_cache" / "webui-e2e.log"
 API_USER, API_PASSWORD = "fooocus-e2e", "not-a-secret"
 ALLOWED_ORIGIN = "http://allowed.example"
 BASE_REQUEST = {
@@ -42,69 +43,17 @@ BASE_REQUEST = {
 }
 
 
-def launch_args(webui: Path, port: int) -> list[str]:
-    args = ["--api", "--nowebui", "--port", str(port), "--server-name", "127.0.0.1",
-            "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
-            "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
-            "--do-not-download-clip", "--no-download-sd-model",
-            "--api-auth", f"{API_USER}:{API_PASSWORD}", "--cors-allow-origins", ALLOWED_ORIGIN]
-    if (webui / "modules_forge").is_dir():
-        args += ["--always-cpu", "--all-in-fp32"]  # Forge's memory manager ignores --use-cpu
-    else:
-        args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
-    if os.environ.get("SD_WEBUI_CKPT"):
-        args += ["--ckpt", os.environ["SD_WEBUI_CKPT"]]
-    return args + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
-
-
 @pytest.fixture(scope="module")
 def webui():
-    root = os.environ.get("SD_WEBUI_DIR", "").strip()
-    if not root:
-        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
-    webui_dir = Path(root).expanduser().resolve()
-    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
-    if not (webui_dir / "launch.py").is_file() or not python.exists():
-        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python} (set SD_WEBUI_PYTHON)")
-    link = webui_dir / "extensions" / LINK_NAME
-    made_link = False
-    if not link.exists():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to(REPO, target_is_directory=True)
-        made_link = True
-    elif link.resolve() != REPO:
-        pytest.skip(f"{link} exists and is not this checkout")
-    port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
-    log_path = REPO / ".pytest_cache" / "webui-e2e.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log = log_path.open("w")
-    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port)], cwd=webui_dir,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    extra = ["--cors-allow-origins", ALLOWED_ORIGIN]
     try:
-        deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
-            try:
-                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
-            time.sleep(2)
-        with httpx.Client(base_url=base, timeout=900, auth=(API_USER, API_PASSWORD)) as client:
+        with running_webui(LOG_PATH, extra, auth=(API_USER, API_PASSWORD)) as base, \
+                httpx.Client(base_url=base, timeout=900, auth=(API_USER, API_PASSWORD)) as client:
             yield client
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # the group this fixture started, nothing else
-            process.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        if made_link:
-            link.unlink()
+    except NotConfigured as why:
+        pytest.skip(str(why))
+    except LaunchError as error:
+        pytest.fail(str(error))
 
 
 def generate(client, **changes):
@@ -204,26 +153,51 @@ def test_styles_listing_shows_no_server_paths(webui) -> None:
 
 # -- the Fooocus refiner (needs a second checkpoint of the same SDXL shape in the host's list) -------------
 
-LOG_PATH = REPO / ".pytest_cache" / "webui-e2e.log"
 CHECKPOINT_LOADS = ("Model loaded in", "Loading weights [")
 
 
 def checkpoint_loads() -> int:
-    text = LOG_PATH.read_text(errors="replace") if LOG_PATH.exists() else ""
+    text = log_text()
     return sum(text.count(marker) for marker in CHECKPOINT_LOADS)
+
+
+def log_text() -> str:
+    return LOG_PATH.read_text(errors="replace") if LOG_PATH.exists() else ""
+
+
+def unet_kind(filename: str) -> str:
+    from lib_fooocus.refiner.unet_file import RefinerFileError, inspect_checkpoint
+
+    try:
+        return inspect_checkpoint(filename)
+    except RefinerFileError:
+        return "unreadable"
 
 
 @pytest.fixture(scope="module")
 def checkpoints(webui):
-    """(base title, other title): the loaded checkpoint and another one from the host's list."""
+    """(base title, other title): the loaded checkpoint and another SDXL base-type one from the host's list."""
     options = webui.get("/sdapi/v1/options").json()
     loaded = str(options.get("sd_model_checkpoint") or "")
     models = webui.get("/sdapi/v1/sd-models").json()
     base = next((m["title"] for m in models if m["title"] == loaded or m["model_name"] in loaded), None)
-    other = next((m["title"] for m in models if m["title"] != base), None)
+    other = next((m["title"] for m in models if m["title"] != base and unet_kind(m["filename"]) == "sdxl-base"), None)
     if base is None or other is None:
-        pytest.skip("the host lists no second checkpoint to use as refiner")
+        pytest.skip("the host lists no second SDXL base-type checkpoint to use as refiner")
     return base, other
+
+
+@pytest.fixture(scope="module")
+def sdxl_refiner(webui):
+    """The host's title of the SDXL refiner-shaped checkpoint named by SD_WEBUI_REFINER_CKPT."""
+    path = os.environ.get("SD_WEBUI_REFINER_CKPT", "").strip()
+    if not path:
+        pytest.skip("SD_WEBUI_REFINER_CKPT is not set (an SDXL refiner checkpoint the host lists)")
+    assert unet_kind(path) == "sdxl-refiner", f"{path} is not an SDXL refiner-shaped checkpoint (ADM 2560)"
+    models = webui.get("/sdapi/v1/sd-models").json()
+    title = next((m["title"] for m in models if Path(m["filename"]).exists() and os.path.samefile(m["filename"], path)), None)
+    assert title is not None, f"the host does not list {path}: add its folder with --ckpt-dir in SD_WEBUI_ARGS"
+    return title
 
 
 def fooocus(**fields):
@@ -271,3 +245,33 @@ def test_unknown_refiner_is_refused_with_422(webui) -> None:
     response = generate(webui, alwayson_scripts=fooocus(refiner_checkpoint="no_such_model.safetensors"))
     assert response.status_code == 422
     assert "refiner_checkpoint" in response.json()["message"]
+
+
+# -- an SDXL refiner (other architecture, conditioning derived from the base's) --------------------------------
+
+REFINER_INPUTS = re.compile(r"refiner (?P<title>.+?): its UNet's first call got context \[(?P<context>[\d, ]+)\], y \[(?P<y>[\d, ]+)\]")
+
+
+def test_sdxl_refiner_runs_with_derived_conditioning_and_leaves_no_trace(webui, sdxl_refiner, enabled_plain, baseline) -> None:
+    request = fooocus(refiner_checkpoint=sdxl_refiner, refiner_switch=0.5)
+    log_before = len(log_text())
+    first = generate(webui, alwayson_scripts=request)
+    assert first.status_code == 200, first.text
+    text = infotext(first)
+    assert f"Fooocus refiner: {sdxl_refiner}" in text and "refiner off" not in text, text
+    assert pixels(first) != pixels(enabled_plain)
+    new_log = log_text()[log_before:]
+    seen = [m for m in REFINER_INPUTS.finditer(new_log) if m["title"] == sdxl_refiner]
+    assert seen, new_log[-2000:]
+    context = [int(n) for n in seen[0]["context"].split(",")]
+    vector = [int(n) for n in seen[0]["y"].split(",")]
+    assert context[-1] == 1280 and vector[-1] == 2560  # CLIP-G slice and the refiner's 2560 ADM vector
+    assert "negative ADM not applied to a 2560-wide ADM vector" in new_log  # base-only trick skipped on refiner steps
+    loads = checkpoint_loads()
+    second = generate(webui, alwayson_scripts=request)
+    assert second.status_code == 200
+    assert pixels(second) == pixels(first)
+    assert checkpoint_loads() == loads  # the host loaded no checkpoint; ours came from the cache
+    assert "(sdxl-refiner) from the cache" in log_text()
+    after = generate(webui)
+    assert pixels(after) == pixels(baseline)  # a fresh host's plain image
