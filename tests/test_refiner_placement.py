@@ -247,3 +247,45 @@ def test_the_copy_forgets_forge_online_loras_and_partial_load_flags() -> None:
     refiner_swap.forget_network_state(unet)
     assert not hasattr(unet[0], "forge_online_loras")
     assert unet[1].parameters_manual_cast is False and not hasattr(unet[1], "prev_parameters_manual_cast")
+
+
+# -- the base's UNet patches stay off the refiner (Forge passes them to whatever UNet is in the model) -------
+
+
+class ForgeLikeUNet(torch.nn.Module):
+    """Records what Forge main's UNet forward would receive."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x, timesteps=None, context=None, y=None, control=None, transformer_options=None):
+        self.calls.append({"control": control, "transformer_options": dict(transformer_options or {})})
+        return x
+
+
+def test_controlnet_and_transformer_patches_reach_the_base_but_not_the_refiner() -> None:
+    base, refiner = ForgeLikeUNet(), ForgeLikeUNet()
+    holder = KModel(base)
+    options = {"cond_or_uncond": [0, 1], "sigmas": torch.ones(2), "patches": {"attn2_patch": ["ip-adapter"]},
+               "patches_replace": {"attn1": {}}, "block_modifiers": ["freeu"], "group_norm_wrapper": "wrapper"}
+
+    def call():
+        holder.diffusion_model(torch.zeros(2, 4, 8, 8), torch.zeros(2), context=torch.zeros(2, 77, 2048),
+                               y=torch.zeros(2, 2816), control={"input": ["residuals"]}, transformer_options=options)
+
+    swap = refiner_swap.RefinerSwap(unet=refiner, kind="sdxl-refiner", ratio=0.5)
+    call()
+    swap.use_refiner(holder, (2, 4, 8, 8))
+    call()
+    swap.restore()
+    call()
+    assert [c["control"] for c in base.calls] == [{"input": ["residuals"]}] * 2
+    assert all(c["transformer_options"] == options for c in base.calls)
+    [seen] = refiner.calls
+    assert seen["control"] is None
+    assert set(seen["transformer_options"]) == {"cond_or_uncond", "sigmas"}  # the host's bookkeeping stays
+    assert "patches" in options  # the host's own dict is not edited
+    assert swap.dropped == {"ControlNet", "transformer_options['patches']", "transformer_options['patches_replace']",
+                            "transformer_options['block_modifiers']", "transformer_options['group_norm_wrapper']"}
+    assert not refiner._forward_pre_hooks

@@ -76,7 +76,9 @@ class RefinerSwap:
     original: Any = None
     evaluations: list[str] = field(default_factory=list)  # "base" / "refiner" per owned call (first pass)
     unet_inputs: dict[str, tuple[int, ...]] | None = None  # shapes of the refiner UNet's first call (probe)
+    dropped: set[str] = field(default_factory=set)  # the base's UNet patches kept off the refiner (see below)
     _probe: Any = None
+    _patch_filter: Any = None
 
     # -- σ schedule -----------------------------------------------------------------------------------
 
@@ -114,6 +116,8 @@ class RefinerSwap:
         self.holder, self.original = holder, base
         if self.unet_inputs is None and self._probe is None:
             self._probe = watch_first_call(self.unet, self._record_inputs)
+        if self._patch_filter is None:
+            self._patch_filter = keep_base_patches_off(self.unet, self.dropped)
         holder.diffusion_model = self.unet
 
     def use_base(self) -> None:
@@ -126,9 +130,13 @@ class RefinerSwap:
         """Base UNet back in place; the refiner back to the CPU unless kept on the device."""
         self.use_base()
         self.run = None
-        if self._probe is not None:
-            self._probe.remove()
-            self._probe = None
+        for hook in (self._probe, self._patch_filter):
+            if hook is not None:
+                hook.remove()
+        self._probe = self._patch_filter = None
+        if self.dropped:
+            logger.info("[Fooocus] refiner %s: the base's %s kept off the refiner's steps (as in Fooocus)",
+                        self.title or self.kind, ", ".join(sorted(self.dropped)))
         self.placement.after_generation(self.unet)
 
     def _record_inputs(self, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -172,6 +180,43 @@ class RefinerSwap:
         self.adapt_conds(params.text_cond, params.text_uncond, width=x.shape[-1] * 8, height=x.shape[-2] * 8)
         self.evaluations.append("refiner")
         return True
+
+
+# Forge passes the base's UNet patches to whatever UNet sits in the model: ControlNet residuals
+# (`control`) and the extensions' entries in `transformer_options` (attention/block patches, block
+# modifiers, group-norm wrappers: IP-Adapter, FreeU, PAG, …). Made for the base's layers, they fail or
+# misfire on another architecture; Fooocus drops them at the swap, and so do we (the host's own
+# bookkeeping in `transformer_options`, e.g. cond_or_uncond and sigmas, is kept).
+BASE_PATCH_OPTIONS = ("patches", "patches_replace", "block_modifiers", "block_inner_modifiers", "group_norm_wrapper")
+
+
+def keep_base_patches_off(unet: Any, dropped: set[str]) -> Any:
+    """A forward pre-hook on the refiner UNet that removes the base's ControlNet residuals and
+    transformer patches from its calls; the names of what it removed are added to `dropped`.
+    None when the module takes no hooks."""
+    register = getattr(unet, "register_forward_pre_hook", None)
+    if not callable(register):
+        return None
+
+    def hook(_module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        changed = False
+        if kwargs.get("control") is not None:
+            kwargs["control"] = None
+            dropped.add("ControlNet")
+            changed = True
+        options = kwargs.get("transformer_options")
+        if isinstance(options, dict):
+            present = [key for key in BASE_PATCH_OPTIONS if options.get(key)]
+            if present:
+                kwargs["transformer_options"] = {k: v for k, v in options.items() if k not in BASE_PATCH_OPTIONS}
+                dropped.update(f"transformer_options[{key!r}]" for key in present)
+                changed = True
+        return (args, kwargs) if changed else None
+
+    try:
+        return register(hook, with_kwargs=True)
+    except TypeError:  # torch < 2.0
+        return None
 
 
 PROBED_INPUTS = ("context", "y")  # the cross-attention and ADM vector the UNet receives (keyword args)
