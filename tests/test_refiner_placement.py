@@ -289,3 +289,16 @@ def test_controlnet_and_transformer_patches_reach_the_base_but_not_the_refiner()
     assert swap.dropped == {"ControlNet", "transformer_options['patches']", "transformer_options['patches_replace']",
                             "transformer_options['block_modifiers']", "transformer_options['group_norm_wrapper']"}
     assert not refiner._forward_pre_hooks
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"parameters_manual_cast": True}, True),  # fp8/bf16 storage computed in another dtype
+    ({"parameters_manual_cast": False}, False),
+    ({"parameters_manual_cast": True, "prev_parameters_manual_cast": False}, False),  # only Forge's CPU swap
+    ({}, False),  # not Forge's operations
+])
+def test_the_refiner_casts_its_weights_when_the_bases_layers_do(flags, expected) -> None:
+    base = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    for name, value in flags.items():
+        setattr(base[0], name, value)
+    assert refiner_swap.forge_manual_cast(base) is expected

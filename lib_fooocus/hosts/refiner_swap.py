@@ -456,7 +456,9 @@ def host_refiner_constructor(base_unet: Any) -> Any:
             guess = huggingface_guess.guess({f"model.diffusion_model.{k}": v for k, v in state.items()})
             parameter = first_parameter(base_unet)
             dtype = parameter.dtype if parameter is not None else torch.float32
-            with torch.device("meta"), using_forge_operations(device=torch.device("meta"), dtype=dtype):
+            manual_cast = forge_manual_cast(base_unet)
+            with torch.device("meta"), using_forge_operations(device=torch.device("meta"), dtype=dtype,
+                                                              manual_cast_enabled=manual_cast):
                 unet = cls.from_config(guess.unet_config)  # no memory, no random init: the weights come from the file
             if hasattr(unet, "_internal_dict"):
                 unet._internal_dict = guess.unet_config
@@ -464,6 +466,19 @@ def host_refiner_constructor(base_unet: Any) -> Any:
 
         return construct_forge_main
     return None
+
+
+def forge_manual_cast(base_unet: Any) -> bool:
+    """Whether Forge built the base's layers to cast their weights to the computation dtype at each call
+    (storage dtype ≠ computation dtype, e.g. an fp8 or bf16 UNet computed in fp16/fp32): the refiner is
+    stored in the base's dtype, so it needs the same. Read from the layers' own flag (the saved one
+    when Forge's partial loading has switched it on)."""
+    for module in base_unet.modules():
+        if "prev_parameters_manual_cast" in vars(module):
+            return bool(module.prev_parameters_manual_cast)
+        if hasattr(module, "parameters_manual_cast"):
+            return bool(module.parameters_manual_cast)
+    return False
 
 
 class RefinerUnavailable(Exception):
