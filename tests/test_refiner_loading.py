@@ -214,3 +214,18 @@ def test_a_file_with_other_shapes_is_refused_naming_the_tensor(tmp_path, fresh_c
     assert refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None) is None
     note = _refused(state, caplog)
     assert "does not fit this architecture" in note and "size mismatch for" in note
+
+
+def test_refiner_config_is_sd_xl_refiner_yaml_network_config(tmp_path) -> None:
+    """The arguments A1111's `sgm` UNetModel gets for an SDXL refiner: sd_xl_refiner.yaml's network_config
+    (sgm refuses a context_dim without use_spatial_transformer), channel counts read from the file."""
+    saved = save_checkpoint(tmp_path / "refiner.safetensors", TinyUNet(adm=2560, context=1280, channels=8), extra=False)
+    shapes = unet_file.unet_shape_state(tmp_path / "refiner.safetensors")
+    assert set(shapes) == {k.removeprefix("model.diffusion_model.") for k in saved}
+    config = refiner_swap.sdxl_refiner_config(shapes)
+    assert config == {
+        "adm_in_channels": 2560, "num_classes": "sequential", "use_checkpoint": False, "in_channels": 4, "out_channels": 4,
+        "model_channels": 8, "attention_resolutions": [4, 2], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
+        "num_head_channels": 64, "use_spatial_transformer": True, "use_linear_in_transformer": True,
+        "transformer_depth": 4, "context_dim": 1280, "legacy": False,
+    }

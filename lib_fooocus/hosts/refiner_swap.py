@@ -284,8 +284,10 @@ def sdxl_refiner_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         "num_res_blocks": 2,
         "channel_mult": [1, 2, 4, 4],
         "num_head_channels": 64,
+        "use_spatial_transformer": True,
         "use_linear_in_transformer": True,
         "transformer_depth": 4,
+        "legacy": False,
         "context_dim": max(context) if context else 1280,
     }
 
