@@ -229,3 +229,33 @@ def test_refiner_config_is_sd_xl_refiner_yaml_network_config(tmp_path) -> None:
         "num_head_channels": 64, "use_spatial_transformer": True, "use_linear_in_transformer": True,
         "transformer_depth": 4, "context_dim": 1280, "legacy": False,
     }
+
+
+class LazyLinear(nn.Module):
+    """Like Forge main's operations: a placeholder until `load_state_dict` brings the weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.empty(1))
+        self.weight = None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        if prefix + "weight" in state_dict:
+            self.weight = nn.Parameter(state_dict[prefix + "weight"].to(self.dummy))
+        del self.dummy
+
+
+def test_layers_that_create_their_weights_while_loading_get_the_files_tensors(tmp_path) -> None:
+    torch.manual_seed(3)
+    weight = torch.randn(3, 5)
+    save_file({"model.diffusion_model.proj.weight": weight, "model.diffusion_model.out.weight": torch.ones(2, 2)},
+              str(tmp_path / "lazy.safetensors"))
+    module = nn.Module()
+    module.proj = LazyLinear()
+    module.out = nn.Linear(2, 2, bias=False)
+    unet_file.load_unet_into(module, tmp_path / "lazy.safetensors")
+    assert torch.equal(module.proj.weight, weight) and torch.equal(module.out.weight, torch.ones(2, 2))
+    other = nn.Module()
+    other.proj = nn.Linear(5, 3, bias=False)
+    with pytest.raises(unet_file.RefinerFileError, match="does not fit this architecture"):
+        unet_file.load_unet_into(other, tmp_path / "lazy.safetensors")  # an extra tensor: refused

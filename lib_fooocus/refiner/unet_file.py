@@ -166,12 +166,19 @@ def load_unet_into(module: Any, path: str | os.PathLike[str]) -> None:
     try:
         with safe_open(os.fspath(path), framework="pt", device="cpu") as handle:
             keys = {key[len(UNET_PREFIX):]: key for key in handle.keys() if key.startswith(UNET_PREFIX)}  # noqa: SIM118
-            missing, unexpected = sorted(set(targets) - set(keys)), sorted(set(keys) - set(targets))
-            if missing or unexpected:
-                detail = "; ".join(part for part in (f"missing {', '.join(missing[:3])}" if missing else "",
-                                                     f"unexpected {', '.join(unexpected[:3])}" if unexpected else "") if part)
-                msg = f"{name}: its UNet does not fit this architecture ({detail})"
-                raise RefinerFileError(msg)
+            if set(keys) != set(targets):
+                # Names differ: a module whose layers create their tensors while loading (Forge main's
+                # operations hold a placeholder until `load_state_dict`), or a file that does not fit.
+                # The module's own strict `load_state_dict` decides (whole UNet read at once here).
+                state = {name_: handle.get_tensor(key) for name_, key in keys.items()}
+                try:
+                    module.load_state_dict(state, strict=True)
+                except RuntimeError as error:
+                    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+                    detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(error).__name__)
+                    msg = f"{name}: its UNet does not fit this architecture ({detail[:300]})"
+                    raise RefinerFileError(msg) from error
+                return
             with torch.no_grad():
                 for target_name, target in targets.items():
                     tensor = handle.get_tensor(keys[target_name])
