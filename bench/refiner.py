@@ -10,9 +10,15 @@ In-process (always): a UNet-sized module (`--mb` of float32 weights, SDXL's UNet
 - "disk": what a refiner without our cache pays per request (`load_unet_state_dict` +
   `load_state_dict` into a built module), i.e. the UNet part of the host's checkpoint reload.
 
-With `SD_WEBUI_URL` (a host started with its run script, API on): 2nd-request wall times of a 6-step
-256² txt2img, plain vs our refiner vs the host's own refiner (`refiner_checkpoint`), each sent twice,
-the second timed. `SD_WEBUI_REFINER` names the refiner checkpoint (a same-shape SDXL model).
+On a real host: 2nd-request wall times of a 6-step 256² txt2img, plain vs our refiner vs the host's own
+refiner (`refiner_checkpoint`), interleaved rounds, each timed request following one of its kind.
+- `SD_WEBUI_DIR=<webui> python bench/refiner.py --host-only` starts that WebUI here with this checkout
+  linked in (same launcher and environment as tests/webui: SD_WEBUI_PYTHON, SD_WEBUI_CKPT,
+  SD_WEBUI_ARGS, SD_WEBUI_PORT) and stops it afterwards;
+- `SD_WEBUI_URL=http://127.0.0.1:7871` uses a host that is already running (API on, no auth).
+`SD_WEBUI_REFINER` names the refiner checkpoint (default sdxl_tiny_b.safetensors, a same-shape SDXL
+model). `--candidates plain,ours` / `plain,host` measure in separate hosts when one host cannot hold
+both refiners (the host's refiner reloads checkpoints; the ratios are always to plain of the same run).
 """
 
 from __future__ import annotations
@@ -79,13 +85,17 @@ def post(url: str, body: dict) -> tuple[float, dict]:
     return time.perf_counter() - start, answer
 
 
-def on_host(url: str, refiner: str, rounds: int = 3) -> None:
+CANDIDATES = ("plain", "ours", "host")
+
+
+def on_host(url: str, refiner: str, rounds: int = 3, candidates: tuple[str, ...] = CANDIDATES) -> None:
     request = {"prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 6, "width": 256, "height": 256,
                "cfg_scale": 5, "sampler_name": "DPM++ 2M", "seed": 1234, "send_images": True}
     ours = {**request, "alwayson_scripts": {"fooocus": {"args": [{"enabled": True, "refiner_checkpoint": refiner,
                                                                    "refiner_switch": 0.5}]}}}
     host = {**request, "refiner_checkpoint": refiner, "refiner_switch_at": 0.5}
-    bodies = {"plain": request, "ours": ours, "host refiner": host}
+    every = {"plain": request, "ours": ours, "host": host}
+    bodies = {name: every[name] for name in CANDIDATES if name == "plain" or name in candidates}
     times: dict[str, list[float]] = {name: [] for name in bodies}
     for body in bodies.values():
         post(url, body)  # 1st requests (loads, warm-up)
@@ -94,11 +104,21 @@ def on_host(url: str, refiner: str, rounds: int = 3) -> None:
             post(url, body)  # the request before it is one of its kind: the timed one is a "2nd request"
             times[name].append(post(url, body)[0])
     plain = statistics.median(times["plain"])
-    print(f"2nd request on {url} (6 steps, 256², switch 0.5; each timed request follows one of its kind), "
-          f"median of {rounds} interleaved rounds:")
+    print(f"2nd request on {url} (6 steps, 256², DPM++ 2M, switch 0.5, refiner {refiner}; each timed request "
+          f"follows one of its kind), median of {rounds} interleaved rounds:")
+    labels = {"plain": "plain", "ours": "ours", "host": "host refiner"}
     for name, values in times.items():
         seconds = statistics.median(values)
-        print(f"  {name:<13} {seconds:7.2f} s  ({seconds / plain:.2f}x plain)  {[round(v, 1) for v in values]}")
+        print(f"  {labels[name]:<13} {seconds:7.2f} s  ({seconds / plain:.2f}x plain)  {[round(v, 1) for v in values]}")
+
+
+def candidates_arg(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in CANDIDATES]
+    if unknown:
+        msg = f"unknown candidates {unknown}; choose from {', '.join(CANDIDATES)}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
 
 
 def main() -> None:
@@ -106,15 +126,29 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds on the host")
+    parser.add_argument("--candidates", type=candidates_arg, default=CANDIDATES,
+                        help="comma list of plain,ours,host (plain is always measured)")
+    parser.add_argument("--host-only", action="store_true", help="skip the in-process part")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    in_process(args.mb, args.repeats)
+    if not args.host_only:
+        in_process(args.mb, args.repeats)
+    refiner = os.environ.get("SD_WEBUI_REFINER", "sdxl_tiny_b.safetensors")
     url = os.environ.get("SD_WEBUI_URL")
     if url:
-        on_host(url.rstrip("/"), os.environ.get("SD_WEBUI_REFINER", "sdxl_tiny_b.safetensors"))
+        on_host(url.rstrip("/"), refiner, args.rounds, args.candidates)
+    elif os.environ.get("SD_WEBUI_DIR"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "webui"))
+        from webui_host import running_webui
+
+        log_path = Path(tempfile.gettempdir()) / "sd-webui-fooocus-bench-refiner.log"
+        print(f"starting the WebUI in {os.environ['SD_WEBUI_DIR']} (log: {log_path})", flush=True)
+        with running_webui(ui=False, log_path=log_path, auth=False) as started:
+            on_host(started, refiner, args.rounds, args.candidates)
     else:
-        print("(set SD_WEBUI_URL to a running host for the request timings)")
+        print("(set SD_WEBUI_DIR to start a host, or SD_WEBUI_URL for a running one, for the request timings)")
 
 
 if __name__ == "__main__":

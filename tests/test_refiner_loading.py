@@ -184,3 +184,78 @@ def test_header_classification_reads_no_tensor(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(safetensors, "safe_open", lambda *a, **k: pytest.fail("tensors opened"))
     assert unet_file.inspect_checkpoint(tmp_path / "r.safetensors") == "sdxl-refiner"
+
+
+def test_a_refiner_built_on_the_meta_device_gets_the_files_weights_in_the_bases_dtype(tmp_path, fresh_cache) -> None:
+    """The hosts' constructors build the refiner on the "meta" device (no memory, no random init) from
+    the header's shapes; the weights are then streamed in, converted to the base's dtype."""
+    torch.manual_seed(2)
+    saved = save_checkpoint(tmp_path / "refiner.safetensors", TinyUNet(adm=2560, context=1280))
+    state, base = make_state(tmp_path)
+    base.to(torch.float64)
+    shapes_seen = []
+
+    def construct_on_meta(config, shapes):
+        shapes_seen.append(shapes)
+        with torch.device("meta"):
+            return construct(config)
+
+    swap = refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: construct_on_meta)
+    assert swap is not None, state.p.extra_generation_params
+    assert all(t.is_meta for t in shapes_seen[0].values())  # the constructor read no weight
+    for key, value in swap.unet.state_dict().items():
+        assert not value.is_meta and value.dtype == torch.float64
+        assert torch.equal(value, saved[f"model.diffusion_model.{key}"].to(torch.float64))
+
+
+def test_a_file_with_other_shapes_is_refused_naming_the_tensor(tmp_path, fresh_cache, caplog) -> None:
+    save_checkpoint(tmp_path / "second.safetensors", TinyUNet(channels=16))  # an SDXL base type, other widths
+    state, _base = make_state(tmp_path, "second.safetensors")
+    assert refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None) is None
+    note = _refused(state, caplog)
+    assert "does not fit this architecture" in note and "size mismatch for" in note
+
+
+def test_refiner_config_is_sd_xl_refiner_yaml_network_config(tmp_path) -> None:
+    """The arguments A1111's `sgm` UNetModel gets for an SDXL refiner: sd_xl_refiner.yaml's network_config
+    (sgm refuses a context_dim without use_spatial_transformer), channel counts read from the file."""
+    saved = save_checkpoint(tmp_path / "refiner.safetensors", TinyUNet(adm=2560, context=1280, channels=8), extra=False)
+    shapes = unet_file.unet_shape_state(tmp_path / "refiner.safetensors")
+    assert set(shapes) == {k.removeprefix("model.diffusion_model.") for k in saved}
+    config = refiner_swap.sdxl_refiner_config(shapes)
+    assert config == {
+        "adm_in_channels": 2560, "num_classes": "sequential", "use_checkpoint": False, "in_channels": 4, "out_channels": 4,
+        "model_channels": 8, "attention_resolutions": [4, 2], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
+        "num_head_channels": 64, "use_spatial_transformer": True, "use_linear_in_transformer": True,
+        "transformer_depth": 4, "context_dim": 1280, "legacy": False,
+    }
+
+
+class LazyLinear(nn.Module):
+    """Like Forge main's operations: a placeholder until `load_state_dict` brings the weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.empty(1))
+        self.weight = None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        if prefix + "weight" in state_dict:
+            self.weight = nn.Parameter(state_dict[prefix + "weight"].to(self.dummy))
+        del self.dummy
+
+
+def test_layers_that_create_their_weights_while_loading_get_the_files_tensors(tmp_path) -> None:
+    torch.manual_seed(3)
+    weight = torch.randn(3, 5)
+    save_file({"model.diffusion_model.proj.weight": weight, "model.diffusion_model.out.weight": torch.ones(2, 2)},
+              str(tmp_path / "lazy.safetensors"))
+    module = nn.Module()
+    module.proj = LazyLinear()
+    module.out = nn.Linear(2, 2, bias=False)
+    unet_file.load_unet_into(module, tmp_path / "lazy.safetensors")
+    assert torch.equal(module.proj.weight, weight) and torch.equal(module.out.weight, torch.ones(2, 2))
+    other = nn.Module()
+    other.proj = nn.Linear(5, 3, bias=False)
+    with pytest.raises(unet_file.RefinerFileError, match="does not fit this architecture"):
+        unet_file.load_unet_into(other, tmp_path / "lazy.safetensors")  # an extra tensor: refused

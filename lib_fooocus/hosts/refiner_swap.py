@@ -41,11 +41,17 @@ from lib_fooocus.guidance.refiner import (
     switch_sigma,
 )
 
+from .refiner_placement import (
+    PLACEMENT_CPU,
+    PLACEMENT_DEVICE,
+    DirectPlacement,
+    choose_placement,
+    first_parameter,
+)
+
 logger = logging.getLogger("sd_webui_fooocus")
 
 OFF_VALUES = ("", "none")
-PLACEMENT_CPU = "cpu"
-PLACEMENT_DEVICE = "device"
 
 
 def refiner_requested(name: Any) -> bool:
@@ -61,7 +67,7 @@ class RefinerSwap:
     kind: str  # KIND_SDXL_REFINER or KIND_SDXL_BASE
     ratio: float
     title: str = ""
-    placement: str = PLACEMENT_CPU
+    placement: Any = field(default_factory=DirectPlacement)  # refiner_placement: who moves the UNet, and where
     aesthetic: tuple[float, float] = (HIGH_AESTHETIC, LOW_AESTHETIC)
     crop: tuple[float, float] = (0.0, 0.0)
     threshold: float | None = None
@@ -69,6 +75,10 @@ class RefinerSwap:
     holder: Any = None  # the model object whose `diffusion_model` we replaced
     original: Any = None
     evaluations: list[str] = field(default_factory=list)  # "base" / "refiner" per owned call (first pass)
+    unet_inputs: dict[str, tuple[int, ...]] | None = None  # shapes of the refiner UNet's first call (probe)
+    dropped: set[str] = field(default_factory=set)  # the base's UNet patches kept off the refiner (see below)
+    _probe: Any = None
+    _patch_filter: Any = None
 
     # -- σ schedule -----------------------------------------------------------------------------------
 
@@ -97,13 +107,17 @@ class RefinerSwap:
 
     # -- the UNet -------------------------------------------------------------------------------------
 
-    def use_refiner(self, holder: Any) -> None:
+    def use_refiner(self, holder: Any, x_shape: tuple[int, ...] = ()) -> None:
         if self.holder is holder and getattr(holder, "diffusion_model", None) is self.unet:
             return
         self.use_base()
+        self.placement.before_refiner(self.unet, holder, tuple(x_shape))  # the base is still in place here
         base = holder.diffusion_model
-        self._place_like(base)
         self.holder, self.original = holder, base
+        if self.unet_inputs is None and self._probe is None:
+            self._probe = watch_first_call(self.unet, self._record_inputs)
+        if self._patch_filter is None:
+            self._patch_filter = keep_base_patches_off(self.unet, self.dropped)
         holder.diffusion_model = self.unet
 
     def use_base(self) -> None:
@@ -116,13 +130,20 @@ class RefinerSwap:
         """Base UNet back in place; the refiner back to the CPU unless kept on the device."""
         self.use_base()
         self.run = None
-        if self.placement == PLACEMENT_CPU:
-            _move(self.unet, torch.device("cpu"), None)
+        for hook in (self._probe, self._patch_filter):
+            if hook is not None:
+                hook.remove()
+        self._probe = self._patch_filter = None
+        if self.dropped:
+            logger.info("[Fooocus] refiner %s: the base's %s kept off the refiner's steps (as in Fooocus)",
+                        self.title or self.kind, ", ".join(sorted(self.dropped)))
+        self.placement.after_generation(self.unet)
 
-    def _place_like(self, base: Any) -> None:
-        parameter = _first_parameter(base)
-        if parameter is not None:
-            _move(self.unet, parameter.device, parameter.dtype)
+    def _record_inputs(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        self._probe = None
+        self.unet_inputs = shapes
+        logger.info("[Fooocus] refiner %s: its UNet's first call got %s", self.title or self.kind,
+                    ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items()) or "no tensor inputs")
 
     # -- conditioning -----------------------------------------------------------------------------------
 
@@ -154,34 +175,81 @@ class RefinerSwap:
             self.use_base()
             self.evaluations.append("base")
             return False
-        self.use_refiner(holder)
         x = params.x
+        self.use_refiner(holder, tuple(x.shape))
         self.adapt_conds(params.text_cond, params.text_uncond, width=x.shape[-1] * 8, height=x.shape[-2] * 8)
         self.evaluations.append("refiner")
         return True
 
 
-def _first_parameter(module: Any) -> torch.Tensor | None:
-    parameters = getattr(module, "parameters", None)
-    if not callable(parameters):
+# Forge passes the base's UNet patches to whatever UNet sits in the model: ControlNet residuals
+# (`control`) and the extensions' entries in `transformer_options` (attention/block patches, block
+# modifiers, group-norm wrappers: IP-Adapter, FreeU, PAG, …). Made for the base's layers, they fail or
+# misfire on another architecture; Fooocus drops them at the swap, and so do we (the host's own
+# bookkeeping in `transformer_options`, e.g. cond_or_uncond and sigmas, is kept).
+BASE_PATCH_OPTIONS = ("patches", "patches_replace", "block_modifiers", "block_inner_modifiers", "group_norm_wrapper")
+
+
+def keep_base_patches_off(unet: Any, dropped: set[str]) -> Any:
+    """A forward pre-hook on the refiner UNet that removes the base's ControlNet residuals and
+    transformer patches from its calls; the names of what it removed are added to `dropped`.
+    None when the module takes no hooks."""
+    register = getattr(unet, "register_forward_pre_hook", None)
+    if not callable(register):
         return None
+
+    def hook(_module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        changed = False
+        if kwargs.get("control") is not None:
+            kwargs["control"] = None
+            dropped.add("ControlNet")
+            changed = True
+        options = kwargs.get("transformer_options")
+        if isinstance(options, dict):
+            present = [key for key in BASE_PATCH_OPTIONS if options.get(key)]
+            if present:
+                kwargs["transformer_options"] = {k: v for k, v in options.items() if k not in BASE_PATCH_OPTIONS}
+                dropped.update(f"transformer_options[{key!r}]" for key in present)
+                changed = True
+        return (args, kwargs) if changed else None
+
     try:
-        return next(iter(parameters()), None)
-    except Exception:
+        return register(hook, with_kwargs=True)
+    except TypeError:  # torch < 2.0
         return None
 
 
-def _move(module: Any, device: torch.device, dtype: torch.dtype | None) -> None:
-    to = getattr(module, "to", None)
-    if not callable(to):
-        return
-    parameter = _first_parameter(module)
-    if parameter is not None and parameter.device == device and (dtype is None or parameter.dtype == dtype):
-        return
-    if dtype is None:
-        to(device)
-    else:
-        to(device=device, dtype=dtype)
+PROBED_INPUTS = ("context", "y")  # the cross-attention and ADM vector the UNet receives (keyword args)
+
+
+class _OneShotProbe:
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def remove(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def watch_first_call(unet: Any, report: Any) -> Any:
+    """A forward pre-hook that reports the shapes of the `context` and `y` the UNet's next call
+    receives, then removes itself: evidence of what the refiner actually saw. None when the module
+    takes no hooks (a stand-in, or a torch without keyword pre-hooks)."""
+    register = getattr(unet, "register_forward_pre_hook", None)
+    if not callable(register):
+        return None
+    probe = _OneShotProbe()
+
+    def hook(_module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
+        probe.remove()
+        report({name: tuple(kwargs[name].shape) for name in PROBED_INPUTS if isinstance(kwargs.get(name), torch.Tensor)})
+
+    try:
+        probe.handle = register(hook, with_kwargs=True)
+    except TypeError:  # torch < 2.0
+        return None
+    return probe
 
 
 # -- building the refiner's UNet ---------------------------------------------------------------------------
@@ -216,8 +284,10 @@ def sdxl_refiner_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         "num_res_blocks": 2,
         "channel_mult": [1, 2, 4, 4],
         "num_head_channels": 64,
+        "use_spatial_transformer": True,
         "use_linear_in_transformer": True,
         "transformer_depth": 4,
+        "legacy": False,
         "context_dim": max(context) if context else 1280,
     }
 
@@ -229,7 +299,13 @@ def build_refiner_unet(base_unet: Any, path: str, kind: str, construct_refiner: 
       every parameter is then overwritten from the file (strict load: a missing or extra tensor fails).
     - SDXL refiner: `construct_refiner(config)` builds the host's class for the refiner architecture.
     """
-    from lib_fooocus.refiner.unet_file import KIND_SD1, KIND_SD2, RefinerFileError, load_unet_state_dict
+    from lib_fooocus.refiner.unet_file import (
+        KIND_SD1,
+        KIND_SD2,
+        RefinerFileError,
+        load_unet_into,
+        unet_shape_state,
+    )
 
     if kind in (KIND_SD1, KIND_SD2):
         msg = (f"{os.path.basename(path)} is an SD{'1.x' if kind == KIND_SD1 else '2.x'} model; only SDXL refiners and "
@@ -238,53 +314,73 @@ def build_refiner_unet(base_unet: Any, path: str, kind: str, construct_refiner: 
     if kind not in (KIND_SDXL_BASE, KIND_SDXL_REFINER):
         msg = f"{os.path.basename(path)} is not a recognised SDXL UNet (no model.diffusion_model.label_emb of width 2816/2560)"
         raise RefinerFileError(msg)
-    state = load_unet_state_dict(path)
-    parameter = _first_parameter(base_unet)
+    parameter = first_parameter(base_unet)
     dtype = parameter.dtype if parameter is not None else torch.float32
     if kind == KIND_SDXL_BASE:
-        unet = _structural_copy(base_unet)
+        unet = _empty_copy(base_unet, dtype)
     else:
         if construct_refiner is None:
             msg = "this WebUI's UNet class for the SDXL refiner architecture is not known; use an SDXL base-type model as refiner"
             raise RefinerFileError(msg)
-        unet = construct_refiner(sdxl_refiner_config(state), state)
-    try:
-        unet.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        msg = f"{os.path.basename(path)}: its UNet does not fit this architecture ({first_line})"
-        raise RefinerFileError(msg) from error
+        shapes = unet_shape_state(path)
+        unet = _materialize(construct_refiner(sdxl_refiner_config(shapes), shapes), dtype)
+    load_unet_into(unet, path)  # every parameter and buffer, one tensor at a time
     unet.to(device="cpu", dtype=dtype)
+    if isinstance(vars(base_unet).get("dtype"), torch.dtype):
+        unet.dtype = dtype  # A1111 sets this on its loaded UNet (read for --upcast-sampling); sgm's own says fp32
     unet.eval()
     unet.requires_grad_(False)
     return unet
 
 
-def _structural_copy(base_unet: Any) -> Any:
-    """A copy of the base UNet's module tree with its own (CPU) tensors, without copying device memory
-    twice: parameters are deep-copied from a CPU view only when the base lives on the CPU."""
-    parameter = _first_parameter(base_unet)
+def _materialize(unet: Any, dtype: torch.dtype) -> Any:
+    """A module built on the "meta" device (no memory, no random init) gets uninitialised CPU storage
+    of the target dtype, to be filled from the file. Buffers outside the state dict would stay
+    uninitialised, so such a module is refused."""
+    if not any(t.is_meta for t in [*unet.parameters(), *unet.buffers()]):
+        return unet
+    saved = set(unet.state_dict())
+    unsaved = [name for name, _ in unet.named_buffers() if name not in saved]
+    if unsaved:
+        msg = f"cannot build the refiner UNet without weights for its buffers {unsaved[:3]}"
+        raise RuntimeError(msg)
+    return unet.to(dtype=dtype).to_empty(device="cpu")
+
+
+def _empty_copy(base_unet: Any, dtype: torch.dtype) -> Any:
+    """A copy of the base UNet's module tree whose parameters are new, uninitialised CPU tensors of
+    `dtype` (to be filled from the file; the base's weights are never copied). Buffers are copied."""
     memo: dict[int, Any] = {}
-    if parameter is not None and parameter.device.type != "cpu":
-        for tensor in [*base_unet.parameters(), *base_unet.buffers()]:
-            memo[id(tensor)] = torch.nn.Parameter(torch.empty_like(tensor, device="cpu"), requires_grad=False) if isinstance(
-                tensor, torch.nn.Parameter) else torch.empty_like(tensor, device="cpu")
+    for tensor in base_unet.parameters():
+        memo[id(tensor)] = torch.nn.Parameter(torch.empty(tensor.shape, dtype=dtype, device="cpu"), requires_grad=False)
+    for tensor in base_unet.buffers():
+        memo[id(tensor)] = tensor.detach().to("cpu", copy=True)
     unet = copy.deepcopy(base_unet, memo)
     forget_network_state(unet)
     return unet
 
 
 NETWORK_ATTRIBUTE_PREFIXES = ("network_", "lora_")
+NETWORK_ATTRIBUTES = ("forge_online_loras",)  # Forge main's "online" LoRA patches, read in each layer's forward
 
 
 def forget_network_state(unet: Any) -> None:
-    """Drop what LoRA/network code left on the base's modules (A1111's built-in Lora keeps
-    `network_layer_name`, `network_current_names`, `network_weights_backup` … per module): on the copy
-    they would make it apply the base's LoRAs, or restore the base's backed-up weights, into the
-    refiner. Without them the refiner is never touched by networks (LoRAs apply to the base only)."""
+    """Drop what LoRA/network code and memory managers left on the base's modules, so the copy starts
+    as a plain module:
+    - A1111's built-in Lora keeps `network_layer_name`, `network_current_names`,
+      `network_weights_backup` … per module, and Forge main's online LoRAs `forge_online_loras`: on the
+      copy they would apply the base's LoRAs (or restore the base's backed-up weights) into the refiner.
+      Without them the refiner is never touched by networks (LoRAs apply to the base only).
+    - Forge main's partial loading ("CPU swap") sets `parameters_manual_cast` on the layers it keeps
+      off the device and saves the layer's own value in `prev_parameters_manual_cast`: the copy gets
+      the layer's own value back, and Forge decides again when it loads the refiner."""
     for module in unet.modules():
-        for name in [n for n in vars(module) if n.startswith(NETWORK_ATTRIBUTE_PREFIXES)]:
+        names = [n for n in vars(module) if n.startswith(NETWORK_ATTRIBUTE_PREFIXES) or n in NETWORK_ATTRIBUTES]
+        for name in names:
             delattr(module, name)
+        if "prev_parameters_manual_cast" in vars(module):
+            module.parameters_manual_cast = module.prev_parameters_manual_cast
+            del module.prev_parameters_manual_cast
 
 
 # -- per generation: resolve, check, load ------------------------------------------------------------------
@@ -350,7 +446,8 @@ def host_refiner_constructor(base_unet: Any) -> Any:
     cls = type(base_unet)
     if cls.__module__.startswith("sgm."):
         def construct_sgm(config: dict[str, Any], _state: dict[str, Any]) -> Any:
-            return cls(**config, spatial_transformer_attn_type="softmax-xformers")
+            with torch.device("meta"):  # no memory, no random init: the weights come from the file
+                return cls(**config, spatial_transformer_attn_type="softmax-xformers")
 
         return construct_sgm
     if cls.__module__.startswith("backend.nn.unet"):
@@ -359,10 +456,12 @@ def host_refiner_constructor(base_unet: Any) -> Any:
             from backend.operations import using_forge_operations
 
             guess = huggingface_guess.guess({f"model.diffusion_model.{k}": v for k, v in state.items()})
-            parameter = _first_parameter(base_unet)
+            parameter = first_parameter(base_unet)
             dtype = parameter.dtype if parameter is not None else torch.float32
-            with using_forge_operations(device=torch.device("cpu"), dtype=dtype):
-                unet = cls.from_config(guess.unet_config)
+            manual_cast = forge_manual_cast(base_unet)
+            with torch.device("meta"), using_forge_operations(device=torch.device("meta"), dtype=dtype,
+                                                              manual_cast_enabled=manual_cast):
+                unet = cls.from_config(guess.unet_config)  # no memory, no random init: the weights come from the file
             if hasattr(unet, "_internal_dict"):
                 unet._internal_dict = guess.unet_config
             return unet
@@ -371,11 +470,25 @@ def host_refiner_constructor(base_unet: Any) -> Any:
     return None
 
 
+def forge_manual_cast(base_unet: Any) -> bool:
+    """Whether Forge built the base's layers to cast their weights to the computation dtype at each call
+    (storage dtype ≠ computation dtype, e.g. an fp8 or bf16 UNet computed in fp16/fp32): the refiner is
+    stored in the base's dtype, so it needs the same. Read from the layers' own flag (the saved one
+    when Forge's partial loading has switched it on)."""
+    for module in base_unet.modules():
+        if "prev_parameters_manual_cast" in vars(module):
+            return bool(module.prev_parameters_manual_cast)
+        if hasattr(module, "parameters_manual_cast"):
+            return bool(module.parameters_manual_cast)
+    return False
+
+
 class RefinerUnavailable(Exception):
     """Why the refiner is off for this generation (the message is the user's note)."""
 
 
-def prepare_refiner(state: Any, resolve: Any = host_checkpoint, construct: Any = host_refiner_constructor) -> RefinerSwap | None:
+def prepare_refiner(state: Any, resolve: Any = host_checkpoint, construct: Any = host_refiner_constructor,
+                    place: Any = choose_placement) -> RefinerSwap | None:
     """The refiner swap for this generation, or None (with one log line and a `Fooocus note` saying
     why). Never raises: a refiner problem must not stop the generation."""
     from lib_fooocus.refiner.unet_file import CACHE, RefinerFileError
@@ -407,7 +520,8 @@ def prepare_refiner(state: Any, resolve: Any = host_checkpoint, construct: Any =
     except Exception as error:  # anything unexpected: still generate, without refiner
         _refuse(state, f"refiner {name!r} could not be prepared ({type(error).__name__}: {error})")
         return None
-    placement = PLACEMENT_LABELS.get(str(host_option(SETTING_PLACEMENT, "CPU RAM")), PLACEMENT_CPU)
+    mode = PLACEMENT_LABELS.get(str(host_option(SETTING_PLACEMENT, "CPU RAM")), PLACEMENT_CPU)
+    placement = place(mode, p, unet, lambda name, create: CACHE.attachment(unet, name, create))
     swap = RefinerSwap(
         unet=unet,
         kind=kind,
@@ -418,8 +532,8 @@ def prepare_refiner(state: Any, resolve: Any = host_checkpoint, construct: Any =
                    float(host_option("sdxl_refiner_low_aesthetic_score", LOW_AESTHETIC))),
         crop=(float(host_option("sdxl_crop_top", 0) or 0), float(host_option("sdxl_crop_left", 0) or 0)),
     )
-    logger.info("[Fooocus] refiner %s (%s) %s, switch at %g", title, kind,
-                "from the cache" if cached else "loaded from disk", swap.ratio)
+    logger.info("[Fooocus] refiner %s (%s) %s, switch at %g, placed by %s", title, kind,
+                "from the cache" if cached else "loaded from disk", swap.ratio, type(placement).__name__)
     take_over_host_refiner(state)
     return swap
 

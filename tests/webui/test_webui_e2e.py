@@ -7,6 +7,9 @@ Skipped when SD_WEBUI_DIR is unset. Optional environment:
 - SD_WEBUI_CKPT     a checkpoint file for --ckpt (an SDXL one to see the ADM effects; any works)
 - SD_WEBUI_ARGS     extra launch arguments, split on spaces
 - SD_WEBUI_PORT     port (default 7871); SD_WEBUI_TIMEOUT start-up seconds (default 900)
+- SD_WEBUI_REFINER_CKPT  an SDXL *refiner*-shaped checkpoint (ADM 2560) the host lists (put its folder in
+                    `--ckpt-dir` via SD_WEBUI_ARGS): runs the SDXL-refiner checks (skipped when unset). The
+                    same-shape refiner checks need a second SDXL base-type checkpoint in the list.
 The extension is linked into `$SD_WEBUI_DIR/extensions/sd-webui-fooocus` for the run (and the link
 removed afterwards when this test made it; see webui_host.py). The host runs with --api --nowebui and CPU flags:
 A1111 `--use-cpu all --precision full --no-half`, Forge `--always-cpu --all-in-fp32`, and with the
@@ -18,16 +21,20 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import re
 import time
+from pathlib import Path
 
 import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from webui_host import ALLOWED_ORIGIN, API_PASSWORD, API_USER, REPO, running_webui  # noqa: E402
+from webui_host import ALLOWED_ORIGIN, API_PASSWORD, API_USER, REPO, running_webui_or_skip  # noqa: E402
 
 pytestmark = pytest.mark.webui
 
+LOG_PATH = REPO / ".pytest_cache" / "webui-e2e.log"
 BASE_REQUEST = {
     "prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 4, "width": 256, "height": 256,
     "cfg_scale": 7, "sampler_name": "Euler", "seed": 1234, "batch_size": 1, "send_images": True,
@@ -37,7 +44,7 @@ BASE_REQUEST = {
 
 @pytest.fixture(scope="module")
 def webui():
-    with running_webui(ui=False, log_name="webui-e2e.log") as base, \
+    with running_webui_or_skip(ui=False, log_path=LOG_PATH) as base, \
             httpx.Client(base_url=base, timeout=900, auth=(API_USER, API_PASSWORD)) as client:
         yield client
 
@@ -139,26 +146,51 @@ def test_styles_listing_shows_no_server_paths(webui) -> None:
 
 # -- the Fooocus refiner (needs a second checkpoint of the same SDXL shape in the host's list) -------------
 
-LOG_PATH = REPO / ".pytest_cache" / "webui-e2e.log"
 CHECKPOINT_LOADS = ("Model loaded in", "Loading weights [")
 
 
 def checkpoint_loads() -> int:
-    text = LOG_PATH.read_text(errors="replace") if LOG_PATH.exists() else ""
+    text = log_text()
     return sum(text.count(marker) for marker in CHECKPOINT_LOADS)
+
+
+def log_text() -> str:
+    return LOG_PATH.read_text(errors="replace") if LOG_PATH.exists() else ""
+
+
+def unet_kind(filename: str) -> str:
+    from lib_fooocus.refiner.unet_file import RefinerFileError, inspect_checkpoint
+
+    try:
+        return inspect_checkpoint(filename)
+    except RefinerFileError:
+        return "unreadable"
 
 
 @pytest.fixture(scope="module")
 def checkpoints(webui):
-    """(base title, other title): the loaded checkpoint and another one from the host's list."""
+    """(base title, other title): the loaded checkpoint and another SDXL base-type one from the host's list."""
     options = webui.get("/sdapi/v1/options").json()
     loaded = str(options.get("sd_model_checkpoint") or "")
     models = webui.get("/sdapi/v1/sd-models").json()
     base = next((m["title"] for m in models if m["title"] == loaded or m["model_name"] in loaded), None)
-    other = next((m["title"] for m in models if m["title"] != base), None)
+    other = next((m["title"] for m in models if m["title"] != base and unet_kind(m["filename"]) == "sdxl-base"), None)
     if base is None or other is None:
-        pytest.skip("the host lists no second checkpoint to use as refiner")
+        pytest.skip("the host lists no second SDXL base-type checkpoint to use as refiner")
     return base, other
+
+
+@pytest.fixture(scope="module")
+def sdxl_refiner(webui):
+    """The host's title of the SDXL refiner-shaped checkpoint named by SD_WEBUI_REFINER_CKPT."""
+    path = os.environ.get("SD_WEBUI_REFINER_CKPT", "").strip()
+    if not path:
+        pytest.skip("SD_WEBUI_REFINER_CKPT is not set (an SDXL refiner checkpoint the host lists)")
+    assert unet_kind(path) == "sdxl-refiner", f"{path} is not an SDXL refiner-shaped checkpoint (ADM 2560)"
+    models = webui.get("/sdapi/v1/sd-models").json()
+    title = next((m["title"] for m in models if Path(m["filename"]).exists() and os.path.samefile(m["filename"], path)), None)
+    assert title is not None, f"the host does not list {path}: add its folder with --ckpt-dir in SD_WEBUI_ARGS"
+    return title
 
 
 def fooocus(**fields):
@@ -206,3 +238,33 @@ def test_unknown_refiner_is_refused_with_422(webui) -> None:
     response = generate(webui, alwayson_scripts=fooocus(refiner_checkpoint="no_such_model.safetensors"))
     assert response.status_code == 422
     assert "refiner_checkpoint" in response.json()["message"]
+
+
+# -- an SDXL refiner (other architecture, conditioning derived from the base's) --------------------------------
+
+REFINER_INPUTS = re.compile(r"refiner (?P<title>.+?): its UNet's first call got context \[(?P<context>[\d, ]+)\], y \[(?P<y>[\d, ]+)\]")
+
+
+def test_sdxl_refiner_runs_with_derived_conditioning_and_leaves_no_trace(webui, sdxl_refiner, enabled_plain, baseline) -> None:
+    request = fooocus(refiner_checkpoint=sdxl_refiner, refiner_switch=0.5)
+    log_before = len(log_text())
+    first = generate(webui, alwayson_scripts=request)
+    assert first.status_code == 200, first.text
+    text = infotext(first)
+    assert f"Fooocus refiner: {sdxl_refiner}" in text and "refiner off" not in text, text
+    assert pixels(first) != pixels(enabled_plain)
+    new_log = log_text()[log_before:]
+    seen = [m for m in REFINER_INPUTS.finditer(new_log) if m["title"] == sdxl_refiner]
+    assert seen, new_log[-2000:]
+    context = [int(n) for n in seen[0]["context"].split(",")]
+    vector = [int(n) for n in seen[0]["y"].split(",")]
+    assert context[-1] == 1280 and vector[-1] == 2560  # CLIP-G slice and the refiner's 2560 ADM vector
+    assert "negative ADM not applied to a 2560-wide ADM vector" in new_log  # base-only trick skipped on refiner steps
+    loads = checkpoint_loads()
+    second = generate(webui, alwayson_scripts=request)
+    assert second.status_code == 200
+    assert pixels(second) == pixels(first)
+    assert checkpoint_loads() == loads  # the host loaded no checkpoint; ours came from the cache
+    assert "(sdxl-refiner) from the cache" in log_text()
+    after = generate(webui)
+    assert pixels(after) == pixels(baseline)  # a fresh host's plain image

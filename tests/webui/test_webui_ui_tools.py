@@ -16,10 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("websockets")
 
 from cdp_browser import Browser  # noqa: E402
-from test_webui_e2e import LINK_NAME, REPO, launch_args  # noqa: E402
+from webui_host import running_webui_or_skip  # noqa: E402
 
 from lib_fooocus.styles.library import normalize_name  # noqa: E402
 
@@ -37,14 +34,6 @@ pytestmark = [pytest.mark.webui, needs_chromium]
 
 TAB = "txt2img"
 OURS = f"script_{TAB}_fooocus_"
-
-
-def ui_launch_args(webui: Path, port: int) -> list[str]:
-    args = [a for a in launch_args(webui, port) if a != "--nowebui"]
-    if "--api-auth" in args:
-        index = args.index("--api-auth")
-        del args[index:index + 2]
-    return args
 
 
 def closed_port() -> int:
@@ -59,53 +48,13 @@ def page_url(tmp_path_factory):
     if running:
         yield running, Path(os.environ["SD_WEBUI_DIR"]).expanduser().resolve()
         return
-    root = os.environ.get("SD_WEBUI_DIR", "").strip()
-    if not root:
-        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
-    webui_dir = Path(root).expanduser().resolve()
-    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
-    if not (webui_dir / "launch.py").is_file() or not python.exists():
-        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python}")
-    link = webui_dir / "extensions" / LINK_NAME
-    made_link = False
-    if not link.exists():
-        link.symlink_to(REPO, target_is_directory=True)
-        made_link = True
-    elif link.resolve() != REPO:
-        pytest.skip(f"{link} exists and is not this checkout")
-    port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
+    webui_dir = Path(os.environ.get("SD_WEBUI_DIR", ".")).expanduser().resolve()
     user_styles = tmp_path_factory.mktemp("user_styles")
-    env = {**os.environ, "SD_WEBUI_FOOOCUS_STYLES_DIR": str(user_styles),
+    env = {"SD_WEBUI_FOOOCUS_STYLES_DIR": str(user_styles),
            "SD_WEBUI_FOOOCUS_STYLES_BASE_URL": f"http://127.0.0.1:{closed_port()}/sdxl_styles/"}
-    log_path = REPO / ".pytest_cache" / "webui-ui.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log = log_path.open("w")
-    process = subprocess.Popen([str(python), "launch.py", *ui_launch_args(webui_dir, port)], cwd=webui_dir, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
-            try:
-                if httpx.get(base, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
-            time.sleep(2)
-        yield base, webui_dir
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # the group this fixture started, nothing else
-            process.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        if made_link:
-            link.unlink()
+    # no login: the page's own REST calls need none, and the Chromium driver does not log in
+    with running_webui_or_skip(ui=True, auth=False, log_name="webui-ui-tools.log", env=env) as base:
+        yield base + "/", webui_dir
 
 
 def q(selector: str) -> str:

@@ -1,4 +1,5 @@
-"""Start a real WebUI (A1111 1.6-1.10 or Forge) from this checkout for the tests in tests/webui.
+"""Start a real WebUI (A1111 1.6-1.10 or Forge) from this checkout: the one launcher of the tests in
+tests/webui and of bench/refiner.py (`running_webui` raises; `running_webui_or_skip` is the tests' form).
 
 Environment (see test_webui_e2e.py): SD_WEBUI_DIR (tests are skipped without it), SD_WEBUI_PYTHON,
 SD_WEBUI_CKPT, SD_WEBUI_ARGS, SD_WEBUI_PORT, SD_WEBUI_TIMEOUT. The extension is linked into
@@ -18,8 +19,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 LINK_NAME = "sd-webui-fooocus"
 API_USER, API_PASSWORD = "fooocus-e2e", "not-a-secret"
@@ -28,13 +27,24 @@ ALLOWED_ORIGIN = "http://allowed.example"
 STARTED_MARKER = "Startup time:"  # A1111 and Forge print it once everything, API included, is set up
 
 
-def launch_args(webui: Path, port: int, *, ui: bool) -> list[str]:
+class LaunchError(RuntimeError):
+    """The WebUI could not be started (the message says why and where its log is)."""
+
+
+class NotConfigured(LaunchError):
+    """SD_WEBUI_DIR (or the interpreter) is missing: tests skip."""
+
+
+def launch_args(webui: Path, port: int, *, ui: bool, auth: bool = True) -> list[str]:
     args = ["--api", "--port", str(port), "--server-name", "127.0.0.1",
             "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
             "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
-            "--do-not-download-clip", "--no-download-sd-model",
-            "--api-auth", f"{API_USER}:{API_PASSWORD}", "--cors-allow-origins", ALLOWED_ORIGIN]
-    args += ["--gradio-auth", f"{UI_USER}:{UI_PASSWORD}"] if ui else ["--nowebui"]
+            "--do-not-download-clip", "--no-download-sd-model", "--cors-allow-origins", ALLOWED_ORIGIN,
+            "--loglevel", "INFO"]  # the extension's info lines (refiner loads, the refiner UNet's inputs) are read
+    if auth:
+        args += ["--api-auth", f"{API_USER}:{API_PASSWORD}"]
+        args += ["--gradio-auth", f"{UI_USER}:{UI_PASSWORD}"] if ui else []
+    args += [] if ui else ["--nowebui"]
     if (webui / "modules_forge").is_dir():
         args += ["--always-cpu", "--all-in-fp32"]  # Forge's memory manager ignores --use-cpu
     else:
@@ -44,24 +54,25 @@ def launch_args(webui: Path, port: int, *, ui: bool) -> list[str]:
     return args + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
 
 
-def webui_dir_or_skip() -> tuple[Path, Path]:
+def webui_paths() -> tuple[Path, Path]:
     root = os.environ.get("SD_WEBUI_DIR", "").strip()
     if not root:
-        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
+        raise NotConfigured("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
     webui_dir = Path(root).expanduser().resolve()
     python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui_dir / "venv" / "bin" / "python")
     if not (webui_dir / "launch.py").is_file() or not python.exists():
-        pytest.skip(f"no launch.py in {webui_dir} or no interpreter at {python} (set SD_WEBUI_PYTHON)")
+        raise NotConfigured(f"no launch.py in {webui_dir} or no interpreter at {python} (set SD_WEBUI_PYTHON)")
     return webui_dir, python
 
 
 @contextlib.contextmanager
-def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+def running_webui(*, ui: bool, log_name: str = "webui.log", log_path: Path | None = None,
+                  env: Mapping[str, str] | None = None, auth: bool = True) -> Iterator[str]:
     """Start the host, wait until its API answers, yield its base URL; stop it (its own process
     group only) and remove the extension link made here afterwards."""
     import httpx
 
-    webui_dir, python = webui_dir_or_skip()
+    webui_dir, python = webui_paths()
     link = webui_dir / "extensions" / LINK_NAME
     made_link = False
     if not link.exists():
@@ -69,12 +80,13 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
         link.symlink_to(REPO, target_is_directory=True)
         made_link = True
     elif link.resolve() != REPO:
-        pytest.skip(f"{link} exists and is not this checkout")
+        raise NotConfigured(f"{link} exists and is not this checkout")
     port = int(os.environ.get("SD_WEBUI_PORT", "7871"))
-    log_path = REPO / ".pytest_cache" / log_name
+    log_path = log_path or REPO / ".pytest_cache" / log_name
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("w")
-    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port, ui=ui)], cwd=webui_dir,
+    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port, ui=ui, auth=auth)],
+                               cwd=webui_dir,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     base = f"http://127.0.0.1:{port}"
@@ -82,9 +94,9 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
         deadline = time.monotonic() + float(os.environ.get("SD_WEBUI_TIMEOUT", "900"))
         while True:
             if process.poll() is not None:
-                pytest.fail(f"the WebUI exited with {process.returncode}; see {log_path}")
+                raise LaunchError(f"the WebUI exited with {process.returncode}; see {log_path}")
             if time.monotonic() > deadline:
-                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
+                raise LaunchError(f"the WebUI did not answer in time; see {log_path}")
             # No request before the host says it is up: in UI mode the server already listens while
             # the host still adds its API middleware, which a first request would make it refuse
             # ("Cannot add middleware after an application has started"), and the host exits.
@@ -92,12 +104,13 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
                 time.sleep(2)
                 continue
             try:
-                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
+                if httpx.get(f"{base}/sdapi/v1/options", timeout=5,
+                             auth=(API_USER, API_PASSWORD) if auth else None).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"the WebUI did not answer in time; see {log_path}")
+                raise LaunchError(f"the WebUI did not answer in time; see {log_path}")
             time.sleep(2)
         yield base
     finally:
@@ -105,6 +118,20 @@ def running_webui(*, ui: bool, log_name: str, env: Mapping[str, str] | None = No
         log.close()
         if made_link:
             link.unlink()
+
+
+@contextlib.contextmanager
+def running_webui_or_skip(**kwargs) -> Iterator[str]:
+    """`running_webui` for tests: not configured -> skip, failed start -> fail."""
+    import pytest
+
+    try:
+        with running_webui(**kwargs) as base:
+            yield base
+    except NotConfigured as why:
+        pytest.skip(str(why))
+    except LaunchError as error:
+        pytest.fail(str(error))
 
 
 def stop(process: subprocess.Popen) -> None:
