@@ -83,9 +83,22 @@ def host(tmp_path_factory, hub):
         shutil.copytree(os.environ["HF_HOME"], hf_home)  # offline files the host needs (CLIP tokenizer)
     env = {"SD_WEBUI_FOOOCUS_STYLES_DIR": str(styles), "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0",
            "HF_ENDPOINT": hub.url}
+    # The expansion folder and downloads are UI-only settings (API clients cannot change them), so
+    # they go into a private settings file, read at start-up like a user's config.json.
+    model_dir = root / "fooocus_expansion"
+    model_dir.mkdir()
+    small_files = os.environ.get(SMALL_FILES_ENV, "").strip()
+    if small_files and Path(small_files).is_dir():
+        for path in Path(small_files).iterdir():
+            if path.is_file() and not path.name.endswith((".bin", ".safetensors")):
+                shutil.copy(path, model_dir / path.name)
+    settings = root / "config.json"
+    settings.write_text(json.dumps({"fooocus_expansion_model_dir": str(model_dir),
+                                    "fooocus_expansion_allow_download": True}))
     log_name = f"webui-ui-{os.environ.get('SD_WEBUI_PORT', 'default')}.log"
-    with running_webui_or_skip(ui=True, log_name=log_name, env=env) as base:
-        yield {"base": base, "root": root, "styles": styles}
+    with running_webui_or_skip(ui=True, log_name=log_name, env=env,
+                               extra_args=["--ui-settings-file", str(settings)]) as base:
+        yield {"base": base, "root": root, "styles": styles, "model_dir": model_dir}
 
 
 @pytest.fixture(scope="module")
@@ -178,16 +191,12 @@ def test_expansion_status_follows_a_first_use_download_live(host, hub, browser) 
     small_files = os.environ.get(SMALL_FILES_ENV, "").strip()
     if not small_files or not Path(small_files).is_dir():
         pytest.skip(f"{SMALL_FILES_ENV} does not name the folder with the model's seven small files")
-    model_dir = host["root"] / "fooocus_expansion"
-    model_dir.mkdir()
-    for path in Path(small_files).iterdir():
-        if path.is_file() and not path.name.endswith((".bin", ".safetensors")):
-            shutil.copy(path, model_dir / path.name)
     hold = hub.hold(WEIGHTS_KEY, HELD_AT)
     try:
         with httpx.Client(base_url=host["base"], timeout=60, auth=(API_USER, API_PASSWORD)) as api:
-            assert api.post("/sdapi/v1/options", json={"fooocus_expansion_model_dir": str(model_dir),
-                                                        "fooocus_expansion_allow_download": True}).status_code == 200
+            # a UI-only setting: the API cannot point the expansion elsewhere (hardening #8)
+            api.post("/sdapi/v1/options", json={"fooocus_expansion_model_dir": str(host["root"])})
+            assert api.get("/sdapi/v1/options").json()["fooocus_expansion_model_dir"] == str(host["model_dir"])
         open_accordion(browser)
         status = "gradioApp().querySelector('#script_txt2img_fooocus_expansion_status .fooocus-expansion-status')"
         browser.evaluate("gradioApp().querySelector('#script_txt2img_fooocus_expansion_status_refresh').click(), true")

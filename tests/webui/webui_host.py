@@ -35,7 +35,7 @@ class NotConfigured(LaunchError):
     """SD_WEBUI_DIR (or the interpreter) is missing: tests skip."""
 
 
-def launch_args(webui: Path, port: int, *, ui: bool, auth: bool = True) -> list[str]:
+def launch_args(webui: Path, port: int, *, ui: bool, auth: bool = True, extra: list[str] | None = None) -> list[str]:
     args = ["--api", "--port", str(port), "--server-name", "127.0.0.1",
             "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
             "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
@@ -51,7 +51,7 @@ def launch_args(webui: Path, port: int, *, ui: bool, auth: bool = True) -> list[
         args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
     if os.environ.get("SD_WEBUI_CKPT"):
         args += ["--ckpt", os.environ["SD_WEBUI_CKPT"]]
-    return args + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
+    return args + list(extra or []) + shlex.split(os.environ.get("SD_WEBUI_ARGS", ""))
 
 
 def webui_paths() -> tuple[Path, Path]:
@@ -67,7 +67,8 @@ def webui_paths() -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def running_webui(*, ui: bool, log_name: str = "webui.log", log_path: Path | None = None,
-                  env: Mapping[str, str] | None = None, auth: bool = True) -> Iterator[str]:
+                  env: Mapping[str, str] | None = None, auth: bool = True,
+                  extra_args: list[str] | None = None) -> Iterator[str]:
     """Start the host, wait until its API answers, yield its base URL; stop it (its own process
     group only) and remove the extension link made here afterwards."""
     import httpx
@@ -85,7 +86,7 @@ def running_webui(*, ui: bool, log_name: str = "webui.log", log_path: Path | Non
     log_path = log_path or REPO / ".pytest_cache" / log_name
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("w")
-    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port, ui=ui, auth=auth)],
+    process = subprocess.Popen([str(python), "launch.py", *launch_args(webui_dir, port, ui=ui, auth=auth, extra=extra_args)],
                                cwd=webui_dir,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
