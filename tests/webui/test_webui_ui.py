@@ -193,10 +193,6 @@ def test_expansion_status_follows_a_first_use_download_live(host, hub, browser) 
         pytest.skip(f"{SMALL_FILES_ENV} does not name the folder with the model's seven small files")
     hold = hub.hold(WEIGHTS_KEY, HELD_AT)
     try:
-        with httpx.Client(base_url=host["base"], timeout=60, auth=(API_USER, API_PASSWORD)) as api:
-            # a UI-only setting: the API cannot point the expansion elsewhere (hardening #8)
-            api.post("/sdapi/v1/options", json={"fooocus_expansion_model_dir": str(host["root"])})
-            assert api.get("/sdapi/v1/options").json()["fooocus_expansion_model_dir"] == str(host["model_dir"])
         open_accordion(browser)
         status = "gradioApp().querySelector('#script_txt2img_fooocus_expansion_status .fooocus-expansion-status')"
         browser.evaluate("gradioApp().querySelector('#script_txt2img_fooocus_expansion_status_refresh').click(), true")
