@@ -197,6 +197,10 @@ def test_expansion_status_follows_a_first_use_download_live(host, hub, browser) 
         status = "gradioApp().querySelector('#script_txt2img_fooocus_expansion_status .fooocus-expansion-status')"
         browser.evaluate("gradioApp().querySelector('#script_txt2img_fooocus_expansion_status_refresh').click(), true")
         browser.wait_for(f"{status} && {status}.dataset.state === 'idle'", 30)
+        # the preview expands the tab's prompt: an empty one is answered without loading anything
+        browser.evaluate("(() => { const t = gradioApp().querySelector('#txt2img_prompt textarea'); "
+                         "t.value = 'a small robot gardener'; t.dispatchEvent(new Event('input', {bubbles: true})); "
+                         "return true; })()")
         # Preview starts the download; it gives up after 15 s ("being prepared"), the download goes on
         browser.evaluate("gradioApp().querySelector('#script_txt2img_fooocus_expansion_preview').click(), true")
         assert hold.reached.wait(120), "the host never asked the local hub for the weights"
