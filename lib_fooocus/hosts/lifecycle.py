@@ -44,6 +44,17 @@ INFOTEXT_NOTE_KEY = "Fooocus note"
 # -- per-generation state ---------------------------------------------------------------------------
 
 
+def run_undo_stack(stack: list[Callable[[], None]], what: str) -> None:
+    """Call and remove `stack`'s entries, last added first; one failing step is logged and the rest
+    still run (the generation's host state must be put back whatever happened)."""
+    while stack:
+        step = stack.pop()
+        try:
+            step()
+        except Exception:
+            logger.debug("Fooocus: %s failed", what, exc_info=True)
+
+
 @dataclass
 class GenerationState:
     """Everything one enabled generation needs between `begin_generation` and `end_generation`."""
@@ -90,12 +101,7 @@ class GenerationState:
         """The generation is over: hooks still referenced anywhere do nothing from now on, and `p`
         (its images, latents, sampler) is no longer referenced by the state."""
         self.finished = True
-        while self.cleanups:
-            cleanup = self.cleanups.pop()
-            try:
-                cleanup()
-            except Exception:
-                logger.debug("Fooocus: a cleanup step failed", exc_info=True)
+        run_undo_stack(self.cleanups, "a cleanup step")
         self.match_hook = None
         self.p = None
         self.stash = None
@@ -319,12 +325,7 @@ class CallbackAdapter:
             remove_callbacks(self.script_callbacks, state)
             state.stash = None
             state.forge_cond_scale = None
-            while state.match_noise_undo:
-                undo = state.match_noise_undo.pop()
-                try:
-                    undo()
-                except Exception:
-                    logger.debug("Fooocus: undoing a Match Fooocus noise change failed", exc_info=True)
+            run_undo_stack(state.match_noise_undo, "undoing a Match Fooocus noise change")
 
     def _prepare_refiner(self, state: GenerationState) -> None:
         """Resolve and load the Fooocus refiner before sampling (never raises)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from lib_fooocus.webui import settings
@@ -43,6 +44,7 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
     from lib_fooocus.webui.style_import import host_style_files
     from lib_fooocus.webui.style_picker import build_style_picker
     from lib_fooocus.webui.ui import build_ui
+    from lib_fooocus.webui.ui_tools import HOST_CONTROL_NAMES
 
     tabname = "img2img" if is_img2img else "txt2img"
     library = context.style_library()
@@ -52,8 +54,8 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
     seed = seen.get((tabname, "seed"))
     if not (_in_current_blocks(prompt) and _in_current_blocks(seed)):
         prompt = seed = None
-    schedule_inputs = _schedule_inputs(seen, tabname)
-    host_controls = _host_controls(seen, tabname)
+    schedule_inputs = _tab_components(seen, tabname, SCHEDULE_INPUT_NAMES)
+    host_controls = _tab_components(seen, tabname, HOST_CONTROL_NAMES)
 
     def picker(elem_prefix: str, value: list[str]) -> Any:
         return build_style_picker(elem_prefix, context.style_library, context.reload_style_library, value=value)
@@ -90,26 +92,14 @@ def build_script_ui(script: Any, is_img2img: bool, context: FooocusContext) -> A
     )
 
 
-def _host_controls(seen: dict[tuple[str, str], Any], tabname: str) -> dict[str, Any]:
-    """The tab's controls the "Fooocus defaults" row sets (those of the Blocks being built now)."""
-    from lib_fooocus.webui.ui_tools import HOST_CONTROL_NAMES
-
-    found = {}
-    for name in HOST_CONTROL_NAMES:
-        component = seen.get((tabname, name))
-        if component is not None and _in_current_blocks(component):
-            found[name] = component
-    return found
-
-
 SCHEDULE_INPUT_NAMES = ("steps", "cfg_scale", "sampler", "scheduler")
 
 
-def _schedule_inputs(seen: dict[tuple[str, str], Any], tabname: str) -> dict[str, Any]:
-    """The tab's steps / CFG / sampler / scheduler components the Script saw being built (those of
-    the Blocks being built now only), for the schedule plot."""
+def _tab_components(seen: dict[tuple[str, str], Any], tabname: str, names: Iterable[str]) -> dict[str, Any]:
+    """Those of the tab's components named `names` that the Script saw being built in the Blocks
+    being built now: the schedule plot's inputs, the "Fooocus defaults" row's controls."""
     found = {}
-    for name in SCHEDULE_INPUT_NAMES:
+    for name in names:
         component = seen.get((tabname, name))
         if component is not None and _in_current_blocks(component):
             found[name] = component
