@@ -11,6 +11,11 @@ once with "Match Fooocus" off and once on (`--match`), and prints one row per ca
 decoded image against `tests/data/fooocus_parity/<case>.png` (inf = identical) and the largest absolute
 difference of the sampler's output latent against Fooocus's `sampler_latent`. "n/a" when the host refused
 the request (e.g. an extension without `match_fooocus`; the reason is printed under the table).
+
+The `expansion` case needs Fooocus's own small expansion files (not in this repository):
+`SD_WEBUI_EXPANSION_SMALL_FILES=<Fooocus>/models/prompt_expansion/fooocus_expansion` (see
+tests/parity/parity_host.py); without it the case is skipped with a note. Its PSNR cell says whether the
+host's expansion text was Fooocus's ("expansion same": equal sha256).
 """
 
 from __future__ import annotations
@@ -24,9 +29,42 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "parity"))
 
 from cases import CASES, DATA_DIR  # noqa: E402
-from parity_host import psnr, reference_image, reference_latent, running_host  # noqa: E402
+from expansion_model import expansion_digest  # noqa: E402
+from parity_host import (  # noqa: E402
+    SMALL_FILES_ENV,
+    ExpansionFolderUnavailable,
+    prepare_expansion_folder,
+    psnr,
+    recorded_expansion_model,
+    reference_image,
+    reference_latent,
+    reference_metadata,
+    running_host,
+)
 
 MATCH_COLUMNS = {"off": [False], "on": [True], "both": [False, True], "unset": [None]}
+
+
+def expansion_folder(cases: list, options: argparse.Namespace) -> tuple[Path | None, dict[str, str]]:
+    """The host's expansion folder (from $SD_WEBUI_EXPANSION_SMALL_FILES, see parity_host) and the cases
+    skipped for want of one, with the reason."""
+    wanted = [c for c in cases if c.expansion]
+    if not wanted:
+        return None, {}
+    recorded = recorded_expansion_model(wanted[0], options.data)
+    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+    try:
+        return prepare_expansion_folder(recorded, os.environ.get(SMALL_FILES_ENV), scratch), {}
+    except ExpansionFolderUnavailable as error:
+        return None, {c.name: str(error) for c in wanted}
+
+
+def expansion_check(case, result: dict, data: Path) -> str:
+    """'same' when the host's expansion text has the sha256 Fooocus's had, else what differs."""
+    wanted = reference_metadata(data)["cases"][case.name].get("expansion_sha256")
+    if not result["expansion"]:
+        return "none"
+    return "same" if expansion_digest(result["expansion"]) == wanted else "differs"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in cases if c.name not in missing]
     columns = MATCH_COLUMNS[options.match]
     rows, problems = [], []
+    expansion_dir, skipped = expansion_folder(cases, options)
+    cases = [c for c in cases if c.name not in skipped]
     with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args,
-                      extension=options.extension) as host:
+                      extension=options.extension, expansion_dir=expansion_dir) as host:
         kind = "Forge" if host.forge else "A1111"
         for case in cases:
             row = [case.name]
             for match in columns:
-                result = host.generate(case, match, expansion_dir=options.data / "expansion_model")
+                result = host.generate(case, match)
                 if result["image"] is None:
                     row += ["n/a", "n/a"]
                     problems.append(f"{case.name} match={match}: HTTP {result['status']}: {result['error'][:200]}")
@@ -68,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                     row.append(f"{float(delta):.3g}")
                 else:
                     row.append("n/a")
+                if case.expansion:
+                    row[-2] += f" (expansion {expansion_check(case, result, options.data)})"
                 for marker in ("unavailable", "refiner off", "error"):
                     if marker in result["info"].lower():
                         problems.append(f"{case.name} match={match}: infotext mentions '{marker}'")
@@ -82,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
           f"references {options.data}")
     for line in [header, *rows]:
         print("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)))
+    for name, reason in skipped.items():
+        print(f"note: {name}: skipped: {reason}")
     for name in missing:
         print(f"note: {name}: no reference data in {options.data} (make it with tests/parity/make_fooocus_reference.py)")
     for problem in problems:

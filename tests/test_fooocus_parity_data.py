@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -68,3 +69,31 @@ def test_prompt_plan_gives_fooocus_workloads(case) -> None:
     positive, negative = our_parts(case.prompt, case.negative, case.styles, case.seed)
     assert positive == recorded["positive_workloads"][: recorded["positive_pool_count"]]
     assert negative == recorded["negative_workloads"]
+
+
+def test_expansion_reference_was_made_with_the_pinned_small_files_and_stores_no_expansion_text() -> None:
+    """The expansion case ran Fooocus with Fooocus's own small files (the ones the extension pins, so a host
+    accepts them) and seeded weights; their word list is CC BY-NC, so only a digest of the text is kept."""
+    from lib_fooocus.expansion.files import SMALL_FILES
+
+    recorded = load(METADATA)["cases"]["expansion"]
+    files = recorded["expansion_model"]["sha256"]
+    assert {name: files[name] for name in SMALL_FILES} == SMALL_FILES
+    assert len(files["model.safetensors"]) == 64
+    assert len(recorded["expansion_sha256"]) == 64 and "expansion" not in recorded
+    assert len(recorded["positive_workloads"]) == recorded["positive_pool_count"]  # the expansion left out
+
+
+def test_no_file_of_fooocus_expansion_model_is_kept_in_the_repository() -> None:
+    from lib_fooocus.expansion.files import SMALL_FILES
+
+    repo = DATA_DIR.parents[2]
+    pinned = set(SMALL_FILES.values())
+    found = []
+    for folder, subfolders, names in os.walk(repo):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "__pycache__"]
+        for name in names:
+            path = Path(folder) / name
+            if path.stat().st_size <= BUDGET_BYTES and hashlib.sha256(path.read_bytes()).hexdigest() in pinned:
+                found.append(str(path.relative_to(repo)))
+    assert not found, f"Fooocus's expansion files (CC BY-NC) must not be stored here: {found}"

@@ -12,6 +12,17 @@ styles only from its own folder. Everything else goes to a scratch folder (`--wo
 folders, hard links of the checkpoints (Fooocus renames files it cannot load and follows symlinks), our
 random expansion model (tests/parity/expansion_model.py) and a seeded stand-in for the preview model.
 
+The `expansion` case is made with Fooocus's own expansion files instead (the ones the extension pins by
+sha256), so that a host can run it: `--expansion-small-files DIR` (default: $SD_WEBUI_EXPANSION_SMALL_FILES)
+names the folder with the seven small files (Fooocus's `models/prompt_expansion/fooocus_expansion`), and
+seeded random GPT-2 weights of their config's shape are added (`write_model_with_given_files`). Their word
+list is CC BY-NC, so in that mode nothing of them is written to `--out`: the case records the sha256 of the
+expansion text and of the folder's files, not the text.
+
+    /root/fooocus-venv/bin/python tests/parity/make_fooocus_reference.py --fooocus /root/fooocus-src \
+        --checkpoint /root/hosts/models/sdxl_tiny.safetensors --cases expansion --skip-workloads \
+        --expansion-small-files /root/fooocus-src/models/prompt_expansion/fooocus_expansion
+
 How Fooocus is driven (see the project's notes on running Fooocus headless): set `sys.argv` for its
 `args_manager`, point `config_path` at the config, import `args_manager`, `modules.config`, call
 `config.update_files()`, import `modules.async_worker` (patches and the worker thread), then per case build
@@ -47,7 +58,11 @@ from cases import (  # noqa: E402  (the folder is put on sys.path just above)
     WORKLOAD_CASES,
     ParityCase,
 )
-from expansion_model import write_expansion_model  # noqa: E402
+from expansion_model import (  # noqa: E402
+    expansion_digest,
+    write_expansion_model,
+    write_model_with_given_files,
+)
 
 STYLE_FILE_IN_FOOOCUS = "zz_parity_styles.json"
 BASE_NAME = "parity_base.safetensors"
@@ -80,7 +95,8 @@ def write_preview_stand_in(path: Path) -> None:
     torch.save(state, path)
 
 
-def prepare_work_folder(work: Path, checkpoint: Path, refiner: Path | None) -> dict[str, str]:
+def prepare_work_folder(work: Path, checkpoint: Path, refiner: Path | None,
+                        expansion_small_files: Path | None = None) -> dict[str, str]:
     folders = {name: work / name for name in (
         "checkpoints", "loras", "embeddings", "vae_approx", "vae", "upscale_models", "inpaint", "controlnet",
         "clip_vision", "expansion", "wildcards", "safety_checker", "sam", "outputs", "temp")}
@@ -90,7 +106,11 @@ def prepare_work_folder(work: Path, checkpoint: Path, refiner: Path | None) -> d
     if refiner is not None:
         link_or_copy(refiner, folders["checkpoints"] / REFINER_NAME)
     write_preview_stand_in(folders["vae_approx"] / "xlvaeapp.pth")
-    expansion_hashes = write_expansion_model(folders["expansion"])
+    if expansion_small_files is None:
+        expansion_hashes = write_expansion_model(folders["expansion"])
+    else:
+        shutil.rmtree(folders["expansion"])  # nothing of the made-up model may stay beside Fooocus's files
+        expansion_hashes = write_model_with_given_files(folders["expansion"], expansion_small_files)
     config = {
         "path_checkpoints": [str(folders["checkpoints"])],
         "path_loras": [str(folders["loras"])],
@@ -287,7 +307,31 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_case(out: Path, case: ParityCase, record: dict[str, Any]) -> dict[str, Any]:
+def expansion_entries(case: ParityCase, positive_texts: list[str], pool_count: int,
+                      given_files: dict[str, str] | None) -> dict[str, Any]:
+    """The metadata of a case's expansion. With the made-up model: the text, and the workloads as encoded.
+    With files given at run time (Fooocus's word list, CC BY-NC): only the sha256 of the text and of the
+    model files, and the workloads without the expansion (the last one, outside the pooled ones)."""
+    if not case.expansion:
+        return {"expansion": "", "positive_workloads": positive_texts}
+    if given_files is None:
+        return {"expansion": positive_texts[-1], "positive_workloads": positive_texts}
+    return {
+        "expansion_sha256": expansion_digest(positive_texts[-1]),
+        "positive_workloads": positive_texts[:pool_count],
+        "positive_workloads_note": "the expansion (last workload) is not stored: its words are Fooocus's "
+                                   "CC BY-NC word list; expansion_sha256 is the sha256 of its UTF-8 text",
+        "expansion_model": {
+            "small_files": "Fooocus's own (the sha256 the extension pins), read at run time, never stored here",
+            "weights": "seeded random GPT-2 of their config's shape (tests/parity/expansion_model.py "
+                       "write_seeded_weights)",
+            "sha256": given_files,
+        },
+    }
+
+
+def save_case(out: Path, case: ParityCase, record: dict[str, Any],
+              given_files: dict[str, str] | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
     from PIL import Image
@@ -311,22 +355,18 @@ def save_case(out: Path, case: ParityCase, record: dict[str, Any]) -> dict[str, 
             tensors["negative_crossattn"] = negative["crossattn"].to(torch.float16).contiguous()
             tensors["negative_pooled"] = negative["pooled"].to(torch.float16).contiguous()
     save_file(tensors, str(out / f"{case.name}.safetensors"))
-    expansion = ""
-    if case.expansion:
-        expansion = positive["texts"][-1]
     return {
         "case": case.to_dict(),
         "seed_used": int(record["tree"][0]["seed"]) if record["tree"] else None,
         "sampler_seed": sample["seed"],
         "brownian_tree": record["tree"],
         "sigmas": [float(s) for s in sample["sigmas"].tolist()],
-        "positive_workloads": positive["texts"],
+        **expansion_entries(case, list(positive["texts"]), int(positive["pool_top_k"]), given_files),
         "positive_pool_count": positive["pool_top_k"],
         "negative_workloads": negative["texts"] if negative else None,
         "negative_pool_count": negative["pool_top_k"] if negative else None,
         "positive_crossattn_shape": list(positive["crossattn"].shape),
         "negative_crossattn_shape": list(negative["crossattn"].shape) if negative else None,
-        "expansion": expansion,
         "process_diffusion": record["diffusion"][-1]["kwargs"],
         "png_sha256": sha256_of(out / f"{case.name}.png"),
         "latent_sha256": hashlib.sha256(tensors["sampler_latent"].numpy().tobytes()).hexdigest(),
@@ -372,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/fooocus-parity-work"))
     parser.add_argument("--cases", nargs="*", help="only these case names (default: all)")
     parser.add_argument("--skip-workloads", action="store_true", help="do not (re)make workloads.json")
+    parser.add_argument("--expansion-small-files", type=Path,
+                        default=os.environ.get("SD_WEBUI_EXPANSION_SMALL_FILES") or None,
+                        help="the folder with Fooocus's seven small expansion files (Fooocus's "
+                             "models/prompt_expansion/fooocus_expansion): the expansion model becomes them + "
+                             "seeded weights; only with --cases expansion --skip-workloads")
     options = parser.parse_args(argv)
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     fooocus, out, work = options.fooocus.resolve(), options.out.resolve(), options.work.resolve()
@@ -379,8 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in CASES if not options.cases or c.name in options.cases]
     if any(c.refiner for c in cases) and options.refiner is None:
         parser.error("the refiner case needs --refiner")
+    given = options.expansion_small_files
+    if given is not None and (not options.skip_workloads or any(not c.expansion for c in cases)):
+        parser.error("--expansion-small-files makes only the expansion case: add --cases expansion "
+                     "--skip-workloads (the other data were made with the made-up expansion model)")
     expansion_hashes = prepare_work_folder(work, options.checkpoint.resolve(),
-                                           options.refiner.resolve() if options.refiner else None)
+                                           options.refiner.resolve() if options.refiner else None,
+                                           given.resolve() if given else None)
     style_target = fooocus / "sdxl_styles" / STYLE_FILE_IN_FOOOCUS
     shutil.copyfile(STYLES_FILE, style_target)
     metadata_path = out / "metadata.json"
@@ -395,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
             refiner_name = REFINER_NAME if case.refiner else "None"
             print(f"[parity] case {case.name}", flush=True)
             record = run_case(worker, recorder, case, refiner_name)
-            metadata["cases"][case.name] = save_case(out, case, record)
+            metadata["cases"][case.name] = save_case(out, case, record, expansion_hashes if given else None)
+            if given:
+                metadata["cases"][case.name]["command"] = command
             print(f"[parity] case {case.name} done in {record['seconds']:.0f} s", flush=True)
         if not options.skip_workloads:
             workloads = {"how": ("Fooocus's handler on each input (process_prompt and clip_encode as they run; "
@@ -406,19 +458,22 @@ def main(argv: list[str] | None = None) -> int:
                                                 encoding="utf-8")
         metadata.update({
             "fooocus_commit": fooocus_commit(fooocus),
-            "command": command,
-            "checkpoint": {"base": options.checkpoint.name,
-                           "refiner": options.refiner.name if options.refiner else None},
             "torch": torch.__version__,
-            "expansion_model_sha256": expansion_hashes,
             "styles_file_sha256": sha256_of(STYLES_FILE),
             "latent_note": (f"sampler_latent = the k-diffusion sampler's output (before process_latent_out), the "
                             f"space a WebUI sampler returns; decode_latent = what Fooocus hands to decode_vae = "
                             f"sampler_latent / {SDXL_LATENT_SCALE}"),
             "precision": "float32 everywhere (--always-cpu --all-in-fp32 --clip-in-fp32 --vae-in-fp32)",
         })
-        if any(c.expansion for c in cases):
-            shutil.copytree(work / "expansion", out / "expansion_model", dirs_exist_ok=True)
+        if given is None:  # the made-up expansion model (workloads.json) and the run that made the data
+            metadata.update({
+                "command": command,
+                "checkpoint": {"base": options.checkpoint.name,
+                               "refiner": options.refiner.name if options.refiner else None},
+                "expansion_model_sha256": expansion_hashes,
+            })
+            if any(c.expansion for c in cases):
+                shutil.copytree(work / "expansion", out / "expansion_model", dirs_exist_ok=True)
         metadata_path.write_text(json.dumps(metadata, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     finally:
         style_target.unlink(missing_ok=True)
