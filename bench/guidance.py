@@ -25,7 +25,7 @@ during the call and alive at once, tracked in the same way).
 
 `--contended` runs everything while another torch process does 2-thread 1024² matrix products; the bench
 starts it, waits until it runs, and stops it at the end (it also stops itself after
-`--contended-seconds`).
+`--contended-seconds`). `--contenders N` starts N such processes (a heavier load).
 """
 
 from __future__ import annotations
@@ -184,6 +184,8 @@ def main() -> None:
                         help="a Fooocus checkout (holding modules/anisotropic.py); default $FOOOCUS_DIR")
     parser.add_argument("--contended", action="store_true",
                         help="run beside another torch process doing 2-thread matrix products")
+    parser.add_argument("--contenders", type=int, default=1,
+                        help="with --contended: how many such processes (default 1)")
     parser.add_argument("--contended-seconds", type=float, default=600.0,
                         help="the contending process stops itself after this long (default 600)")
     args = parser.parse_args()
@@ -208,7 +210,19 @@ def main() -> None:
     auto = choose_filter_method(eps)
 
     def ours(method):
-        return lambda: joint_bilateral_filter(eps, standardized_guide(x0_cond), method=method)
+        """The filter and its guide as `fooocus_cfg` runs them: on a CPU, unless the batched path is
+        asked for, on one intra-op thread (the guide's few operations too)."""
+        def run():
+            return joint_bilateral_filter(eps, standardized_guide(x0_cond), method=method)
+
+        if eps.device.type != "cpu" or method == "batched":
+            return run
+
+        def on_one_thread():
+            with sharpness.single_intra_op_thread():
+                return run()
+
+        return on_one_thread
 
     threads = torch.get_num_threads()
 
@@ -241,7 +255,7 @@ def main() -> None:
     memory = {name: peak_extra_bytes(fn) for name, fn in filters.items()}
 
     load_before = os.getloadavg()
-    contender = start_contender(args.contended_seconds) if args.contended else None
+    contenders = [start_contender(args.contended_seconds) for _ in range(args.contenders)] if args.contended else []
     try:
         times: dict[str, list[float]] = {name: [] for name in candidates}
         for fn in candidates.values():
@@ -251,10 +265,11 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-        if contender is not None and contender.poll() is not None:
-            print("warning: the contending process ended before the timings did (raise --contended-seconds)")
+        if any(process.poll() is not None for process in contenders):
+            print("warning: a contending process ended before the timings did (raise --contended-seconds)")
     finally:
-        stop(contender)
+        for process in contenders:
+            stop(process)
     load_after = os.getloadavg()
     median = {name: statistics.median(values) for name, values in times.items()}
 
@@ -262,7 +277,8 @@ def main() -> None:
         """The median over repeats of the ratio within a repeat (load changes hit both alike)."""
         return statistics.median(a / b for a, b in zip(times[top], times[bottom]))
 
-    mode = "CONTENDED (beside a 2-thread matmul process)" if args.contended else "idle (no contender started)"
+    mode = (f"CONTENDED (beside {args.contenders} 2-thread matmul process{'es' if args.contenders > 1 else ''})"
+            if args.contended else "idle (no contender started)")
     print(f"shape {shape}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repeats, {mode}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, {os.cpu_count()} CPUs")
     print(f"reference: {reference_name}{' from ' + str(args.fooocus) if fooocus_filter else ''}; "
