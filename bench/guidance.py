@@ -34,7 +34,6 @@ import argparse
 import importlib.util
 import os
 import statistics
-import subprocess
 import sys
 import time
 import weakref
@@ -47,6 +46,11 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contention import (  # bench/contention.py: this script's folder is on sys.path
+    contending_processes,
+    describe,
+)
+
 from lib_fooocus.guidance import sharpness
 from lib_fooocus.guidance.cfg import fooocus_cfg
 from lib_fooocus.guidance.sharpness import (
@@ -56,16 +60,6 @@ from lib_fooocus.guidance.sharpness import (
     standardized_guide,
 )
 from lib_fooocus.params import FooocusParams
-
-CONTENDER = """
-import sys, time, torch
-torch.set_num_threads(2)
-deadline = time.monotonic() + float(sys.argv[1])
-a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-print("ready", flush=True)
-while time.monotonic() < deadline:
-    a @ b
-"""
 
 
 class OpCounter(TorchDispatchMode):
@@ -155,26 +149,6 @@ def unfold_filter(x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return out.view(batch, channels, height, width)
 
 
-def start_contender(seconds: float) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", CONTENDER, str(seconds)], stdout=subprocess.PIPE, text=True)
-    if process.stdout.readline().strip() != "ready":
-        process.kill()
-        raise SystemExit("the contending process did not start")
-    time.sleep(0.5)
-    return process
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=2, help="latent batch (default 2: (2, 4, 128, 128))")
@@ -255,8 +229,7 @@ def main() -> None:
     memory = {name: peak_extra_bytes(fn) for name, fn in filters.items()}
 
     load_before = os.getloadavg()
-    contenders = [start_contender(args.contended_seconds) for _ in range(args.contenders)] if args.contended else []
-    try:
+    with contending_processes(args.contenders if args.contended else 0, args.contended_seconds):
         times: dict[str, list[float]] = {name: [] for name in candidates}
         for fn in candidates.values():
             fn()  # warm-up
@@ -265,11 +238,6 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-        if any(process.poll() is not None for process in contenders):
-            print("warning: a contending process ended before the timings did (raise --contended-seconds)")
-    finally:
-        for process in contenders:
-            stop(process)
     load_after = os.getloadavg()
     median = {name: statistics.median(values) for name, values in times.items()}
 
@@ -277,8 +245,7 @@ def main() -> None:
         """The median over repeats of the ratio within a repeat (load changes hit both alike)."""
         return statistics.median(a / b for a, b in zip(times[top], times[bottom]))
 
-    mode = (f"CONTENDED (beside {args.contenders} 2-thread matmul process{'es' if args.contenders > 1 else ''})"
-            if args.contended else "idle (no contender started)")
+    mode = describe(args.contenders if args.contended else 0)
     print(f"shape {shape}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repeats, {mode}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, {os.cpu_count()} CPUs")
     print(f"reference: {reference_name}{' from ' + str(args.fooocus) if fooocus_filter else ''}; "
