@@ -1,6 +1,7 @@
 """Bench: our Fooocus V2 expansion decode loop vs a `generate()`-based reference.
 
     python bench/expansion.py [--repeats 5] [--threads 1] [--batch 8] [--prompt "..."] [--seed 12345] [--model-dir D]
+                              [--contended [--contenders N]]
 
 A random-weight GPT-2 with the real model's shape (12 layers, 768 wide, 12 heads, vocab 50257) and a
 synthetic byte-level BPE tokenizer of 50257 tokens with 642 allowed words (like positive.txt) are built
@@ -11,7 +12,8 @@ N seeds in one call, (with `--exact-head`) the exact-head expansion, and the dec
 are taken within a round (so load changes hit both sides alike), then the median over rounds, in wall
 time and in this process's CPU time (one torch thread each side: the work done, which a busy machine
 stretches far less than wall time); the load average before and after is printed. Targets: one expansion <= 0.5 x generate(), the batch of 8 <= 2 x
-one expansion.
+one expansion. `--contended` runs the rounds beside another torch process doing 2-thread matrix
+products (`--contenders N`: N of them; bench/contention.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contention import (  # bench/contention.py: this script's folder is on sys.path
+    contending_processes,
+    describe,
+)
 
 VOCAB_SIZE = 50257
 POSITIVE_COUNT = 642
@@ -154,6 +161,37 @@ def decoder_body(engine, prompt_ids: list[int], new_tokens: int, rows: int) -> N
         decoder.release()
 
 
+def scheduler_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux /proc/thread-self/schedstat,
+    second field); 0.0 where it is not available."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_rounds(repeats, candidates, seeds, references, times, cpu, waits) -> bool:
+    """Interleaved rounds: every candidate runs once per round, one after the other, so a change in the
+    machine's load hits all of them alike. False on a token mismatch."""
+    for round_index in range(repeats):
+        row = round_index % len(seeds)
+        for name, run in candidates.items():
+            start, start_cpu, start_wait = time.perf_counter(), time.process_time(), scheduler_wait()
+            tokens = run(seeds[row])
+            times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+            waits[name].append(scheduler_wait() - start_wait)
+            expected = references if name == "batched" else references[row]
+            if not name.startswith("body_only") and tokens != expected:
+                print(f"MISMATCH: {name} tokens differ from generate() (round {round_index})")
+                return False
+        print(f"round {round_index + 1}: one/generate {times['ours'][-1] / times['generate'][-1]:.3f} wall "
+              f"{cpu['ours'][-1] / cpu['generate'][-1]:.3f} CPU, batched/one "
+              f"{times['batched'][-1] / times['ours'][-1]:.2f} wall {cpu['batched'][-1] / cpu['ours'][-1]:.2f} CPU",
+              flush=True)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
@@ -167,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads for both sides (default 1: on a shared 2-core machine extra threads mostly wait)",
     )
     parser.add_argument("--exact-head", action="store_true", help="also time the exact-head loop")
+    parser.add_argument("--contended", action="store_true",
+                        help="run the rounds beside another torch process doing 2-thread matrix products")
+    parser.add_argument("--contenders", type=int, default=1, help="with --contended: how many (default 1)")
+    parser.add_argument("--contended-seconds", type=float, default=1800.0,
+                        help="a contending process stops itself after this long (default 1800)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="build the random model here once and reuse it on later runs")
     args = parser.parse_args(argv)
@@ -213,22 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         # the machine's load hits all of them alike; ratios are taken within a round, then the median.
         times: dict[str, list[float]] = {name: [] for name in candidates}
         cpu: dict[str, list[float]] = {name: [] for name in candidates}  # CPU time of this process
+        waits: dict[str, list[float]] = {name: [] for name in candidates}  # runnable, waiting for a CPU
         load_before = os.getloadavg()
-        for round_index in range(args.repeats):
-            row = round_index % len(seeds)
-            for name, run in candidates.items():
-                start, start_cpu = time.perf_counter(), time.process_time()
-                tokens = run(seeds[row])
-                times[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-                expected = references if name == "batched" else references[row]
-                if not name.startswith("body_only") and tokens != expected:
-                    print(f"MISMATCH: {name} tokens differ from generate() (round {round_index})")
-                    return 1
-            print(f"round {round_index + 1}: one/generate {times['ours'][-1] / times['generate'][-1]:.3f} wall "
-                  f"{cpu['ours'][-1] / cpu['generate'][-1]:.3f} CPU, batched/one "
-                  f"{times['batched'][-1] / times['ours'][-1]:.2f} wall {cpu['batched'][-1] / cpu['ours'][-1]:.2f} CPU",
-                  flush=True)
+        with contending_processes(args.contenders if args.contended else 0, args.contended_seconds):
+            if not run_rounds(args.repeats, candidates, seeds, references, times, cpu, waits):
+                return 1
         load_after = os.getloadavg()
         median = {name: statistics.median(values) for name, values in times.items()}
 
@@ -241,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             wall time (they still share caches and memory bandwidth)."""
             return f"{round_ratio(top, bottom):.3f} wall, {round_ratio(top, bottom, cpu):.3f} CPU"
 
+        print(describe(args.contenders if args.contended else 0))
         print(f"{args.repeats} interleaved rounds; load average before {load_before[0]:.2f}, after "
               f"{load_after[0]:.2f} (1 min; {os.cpu_count()} CPUs)")
         labels = {
@@ -253,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, values in median.items():
             print(f"{labels[name]:>22}: {values * 1000:8.1f} ms  ({values * 1000 / new_tokens:.2f} ms/token), "
-                  f"CPU {statistics.median(cpu[name]) * 1000:8.1f} ms")
+                  f"CPU {statistics.median(cpu[name]) * 1000:8.1f} ms, waiting for a CPU "
+                  f"{statistics.median(waits[name]) * 1000:8.1f} ms")
+        print("(wall = CPU + waiting for a CPU + anything else, e.g. sleeping; the waiting is the main thread's, "
+              "the time other processes had the cores)")
         print("identical tokens in every run (every row of the batch, both heads, against generate())")
         single_vs_generate = round_ratio("ours", "generate")
         batched_vs_single = round_ratio("batched", "ours")
@@ -270,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
               "(the matrix products alone: the floor of one expansion / generate())")
         print(f"  decoder body {args.batch} rows / 1 row         = {both('body_only_batch', 'body_only')}  "
               f"(the floor of batched / one expansion: the {args.batch}-row matrix products)")
+        block_bytes = sum(p.numel() * p.element_size() for p in fast.model.transformer.h.parameters())
+        head_bytes = fast.model.get_output_embeddings().weight.numel() * 4
+        allowed_bytes = fast._allowed_head.numel() * 4
+        print(f"  weights read per new token: ours {(block_bytes + allowed_bytes) / 2**20:.0f} MiB (the blocks + "
+              f"{fast._allowed_head.shape[0]} head rows), generate() {(block_bytes + head_bytes) / 2**20:.0f} MiB (the "
+              f"blocks + the full head) = {(block_bytes + allowed_bytes) / (block_bytes + head_bytes):.2f}: one row's "
+              "matrix products stream every weight from memory once per token")
         result = {
             "single_vs_generate": round(single_vs_generate, 3),
             "batched_vs_single": round(batched_vs_single, 2),

@@ -25,7 +25,7 @@ during the call and alive at once, tracked in the same way).
 
 `--contended` runs everything while another torch process does 2-thread 1024² matrix products; the bench
 starts it, waits until it runs, and stops it at the end (it also stops itself after
-`--contended-seconds`).
+`--contended-seconds`). `--contenders N` starts N such processes (a heavier load).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import argparse
 import importlib.util
 import os
 import statistics
-import subprocess
 import sys
 import time
 import weakref
@@ -47,6 +46,11 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contention import (  # bench/contention.py: this script's folder is on sys.path
+    contending_processes,
+    describe,
+)
+
 from lib_fooocus.guidance import sharpness
 from lib_fooocus.guidance.cfg import fooocus_cfg
 from lib_fooocus.guidance.sharpness import (
@@ -56,16 +60,6 @@ from lib_fooocus.guidance.sharpness import (
     standardized_guide,
 )
 from lib_fooocus.params import FooocusParams
-
-CONTENDER = """
-import sys, time, torch
-torch.set_num_threads(2)
-deadline = time.monotonic() + float(sys.argv[1])
-a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-print("ready", flush=True)
-while time.monotonic() < deadline:
-    a @ b
-"""
 
 
 class OpCounter(TorchDispatchMode):
@@ -155,26 +149,6 @@ def unfold_filter(x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return out.view(batch, channels, height, width)
 
 
-def start_contender(seconds: float) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", CONTENDER, str(seconds)], stdout=subprocess.PIPE, text=True)
-    if process.stdout.readline().strip() != "ready":
-        process.kill()
-        raise SystemExit("the contending process did not start")
-    time.sleep(0.5)
-    return process
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=2, help="latent batch (default 2: (2, 4, 128, 128))")
@@ -184,6 +158,8 @@ def main() -> None:
                         help="a Fooocus checkout (holding modules/anisotropic.py); default $FOOOCUS_DIR")
     parser.add_argument("--contended", action="store_true",
                         help="run beside another torch process doing 2-thread matrix products")
+    parser.add_argument("--contenders", type=int, default=1,
+                        help="with --contended: how many such processes (default 1)")
     parser.add_argument("--contended-seconds", type=float, default=600.0,
                         help="the contending process stops itself after this long (default 600)")
     args = parser.parse_args()
@@ -208,7 +184,19 @@ def main() -> None:
     auto = choose_filter_method(eps)
 
     def ours(method):
-        return lambda: joint_bilateral_filter(eps, standardized_guide(x0_cond), method=method)
+        """The filter and its guide as `fooocus_cfg` runs them: on a CPU, unless the batched path is
+        asked for, on one intra-op thread (the guide's few operations too)."""
+        def run():
+            return joint_bilateral_filter(eps, standardized_guide(x0_cond), method=method)
+
+        if eps.device.type != "cpu" or method == "batched":
+            return run
+
+        def on_one_thread():
+            with sharpness.single_intra_op_thread():
+                return run()
+
+        return on_one_thread
 
     threads = torch.get_num_threads()
 
@@ -241,8 +229,7 @@ def main() -> None:
     memory = {name: peak_extra_bytes(fn) for name, fn in filters.items()}
 
     load_before = os.getloadavg()
-    contender = start_contender(args.contended_seconds) if args.contended else None
-    try:
+    with contending_processes(args.contenders if args.contended else 0, args.contended_seconds):
         times: dict[str, list[float]] = {name: [] for name in candidates}
         for fn in candidates.values():
             fn()  # warm-up
@@ -251,10 +238,6 @@ def main() -> None:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-        if contender is not None and contender.poll() is not None:
-            print("warning: the contending process ended before the timings did (raise --contended-seconds)")
-    finally:
-        stop(contender)
     load_after = os.getloadavg()
     median = {name: statistics.median(values) for name, values in times.items()}
 
@@ -262,7 +245,7 @@ def main() -> None:
         """The median over repeats of the ratio within a repeat (load changes hit both alike)."""
         return statistics.median(a / b for a, b in zip(times[top], times[bottom]))
 
-    mode = "CONTENDED (beside a 2-thread matmul process)" if args.contended else "idle (no contender started)"
+    mode = describe(args.contenders if args.contended else 0)
     print(f"shape {shape}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} repeats, {mode}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, {os.cpu_count()} CPUs")
     print(f"reference: {reference_name}{' from ' + str(args.fooocus) if fooocus_filter else ''}; "
