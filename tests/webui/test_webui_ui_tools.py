@@ -25,7 +25,7 @@ from headless_chromium import needs_chromium
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("websockets")
 
-from cdp_page import Browser  # noqa: E402
+from cdp_browser import Browser  # noqa: E402
 from webui_host import running_webui_or_skip  # noqa: E402
 
 from lib_fooocus.styles.library import normalize_name  # noqa: E402
