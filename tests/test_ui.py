@@ -18,6 +18,7 @@ from webui_fakes import gradio3_env, ui_probe
 
 from lib_fooocus.params import FIELD_NAMES, FIELDS, FIELDS_BY_NAME
 from lib_fooocus.webui import ui as fooocus_ui
+from lib_fooocus.webui import ui_tools
 
 HOSTS = ("a1111-1.6", "a1111-1.10", "forge-main")
 REPO = Path(__file__).resolve().parents[1]
@@ -144,9 +145,13 @@ def check_tools(tools: dict, host: str, tab: str) -> None:
     assert values[ours + "refiner_checkpoint"] == {"value": "None"}
     assert values[ours + "resolution"] == {"value": "1152×896 (9:7)"}
     assert "Fooocus Enhance, Fooocus Sharp (not in the style library" in values[ours + "defaults_note"]
-    assert tools["performance"] == {"outputs": [f"{tab}_steps"], "quality": {"value": 60}}
-    assert tools["resolution"] == {"outputs": [f"{tab}_width", f"{tab}_height"],
-                                   "picked": [{"value": 1344}, {"value": 768}]}
+    # Speed/Quality and a picked resolution set the tab's steps and size in the page, no server call
+    # (gradio 3.41 drops an event while its previous call waits in the queue: picks were lost on A1111)
+    assert tools["performance"] == [{"inputs": [ours + "performance"], "outputs": [f"{tab}_steps"],
+                                     "js": ui_tools.performance_steps_js(), "backend": False}]
+    assert tools["resolution"] == [{"inputs": [ours + "resolution", f"{tab}_width", f"{tab}_height"],
+                                    "outputs": [f"{tab}_width", f"{tab}_height"],
+                                    "js": ui_tools.resolution_apply_js(), "backend": False}]
     # width or height changed by hand: the dropdown follows in the page, without a server call
     assert len(tools["resolution_sync"]) == 2
     for sync in tools["resolution_sync"]:

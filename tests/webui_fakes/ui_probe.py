@@ -214,14 +214,16 @@ def _tools(demo, deps, script, by_id) -> dict:
     if index is not None:
         out["defaults"] = {"inputs": ids(index, "inputs"), "outputs": ids(index, "outputs"),
                            "quality": [plain(u) for u in _function_for(demo, index)("Quality")]}
-    index = find("performance")
-    out["performance"] = {"outputs": ids(index, "outputs"),
-                          "quality": plain(_function_for(demo, index)("Quality")) if index is not None else None}
-    index = find("resolution")
-    out["resolution"] = {"outputs": ids(index, "outputs"),
-                         "picked": [plain(u) for u in _function_for(demo, index)("1344×768 (7:4)")]
-                         if index is not None else None}
     raw = demo.get_config_file()["dependencies"]
+
+    def page_only(name):
+        """The events of our control `name` as the page gets them: inputs, outputs, code, server fn."""
+        return [{"inputs": ids(i, "inputs"), "outputs": ids(i, "outputs"), "js": raw[i].get("js"),
+                 "backend": raw[i].get("backend_fn")}
+                for i, d in enumerate(deps) if any(by_id.get(t) == script.elem_id(name) for t in d["targets"])]
+
+    out["performance"] = page_only("performance")
+    out["resolution"] = page_only("resolution")
     sync = [raw[i] for i, d in enumerate(deps)
             if any(str(by_id.get(t, "")).endswith(("_width", "_height")) for t in d["targets"])
             and any(by_id.get(o) == script.elem_id("resolution") for o in d["outputs"])]
