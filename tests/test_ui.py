@@ -167,6 +167,9 @@ def check_tools(tools: dict, host: str, tab: str) -> None:
     assert styles == {"choices": ["Fooocus V2", "Random Style", "Warm Light", "Clean Quality Negative", "Host Look"],
                       "value": ["Warm Light"]}
     assert "1 style selected" in count and "Host Look" in cards
+    # then the other tabs' pickers refresh, in the page (their own Refresh buttons)
+    follow = [{"js": ui_tools.refresh_others_js(ours + "styles_refresh"), "backend": False}]
+    assert tools["import_followers"] == {"fooocus": follow, "csv": follow}
 
 
 def test_ui_builds_under_gradio4(gradio4_probe: dict) -> None:

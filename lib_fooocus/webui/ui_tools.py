@@ -154,6 +154,12 @@ def import_outputs(
     return [line, *(picker if with_picker else picker[:1])]
 
 
+def refresh_others_js(own_refresh_id: str) -> str:
+    """Client-side, after an import: the other tabs' pickers refresh (javascript/fooocus_styles.js)."""
+    return (f"() => {{ if (window.fooocusStyles) window.fooocusStyles.refreshOtherPickers("
+            f"{json.dumps(own_refresh_id)}); return []; }}")
+
+
 def build_import_group(
     gr: Any,
     elem_id: Callable[[str], str],
@@ -162,9 +168,11 @@ def build_import_group(
     host_files: Callable[[], list[str]],
     picker: Any,
     tooltips: dict[str, str],
+    js_kwarg: Callable[[str], dict[str, str]],
 ) -> dict[str, Any]:
     """The "Import styles" accordion. `imports`: a `StyleImports`; `picker`: the StylePicker (or an
-    object with only `.styles`), whose choices, count, notes and cards are refreshed after an import."""
+    object with only `.styles`), whose choices, count, notes and cards are refreshed after an import;
+    the other tabs' pickers then refresh in the page (their Refresh buttons)."""
     files = host_files()
     with gr.Accordion("Import styles", open=False, elem_id=elem_id("import")):
         fooocus_button = gr.Button(value="Import Fooocus's 277 styles (with previews)", size="sm",
@@ -194,6 +202,10 @@ def build_import_group(
         line = imports.import_csv(path, host_files())
         return import_outputs(line, selected, current_library(), gr.update, with_picker)
 
-    fooocus_button.click(fn=on_import_fooocus, inputs=[picker.styles], outputs=outputs)
-    csv_button.click(fn=on_import_csv, inputs=[csv_path, picker.styles], outputs=outputs)
+    imported = [fooocus_button.click(fn=on_import_fooocus, inputs=[picker.styles], outputs=outputs),
+                csv_button.click(fn=on_import_csv, inputs=[csv_path, picker.styles], outputs=outputs)]
+    refresh_id = getattr(getattr(picker, "refresh", None), "elem_id", None)
+    if refresh_id:  # then the other tabs' pickers (in the page: their own Refresh buttons)
+        for event in imported:
+            event.then(fn=None, inputs=None, outputs=None, **js_kwarg(refresh_others_js(refresh_id)))
     return {"fooocus_button": fooocus_button, "csv_path": csv_path, "csv_button": csv_button, "result": result}

@@ -32,7 +32,7 @@ from lib_fooocus.styles.library import normalize_name  # noqa: E402
 
 pytestmark = [pytest.mark.webui, needs_chromium]
 
-TAB = "txt2img"
+TAB, OTHER_TAB = "txt2img", "img2img"
 OURS = f"script_{TAB}_fooocus_"
 
 
@@ -158,6 +158,12 @@ def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
             imported = page.evaluate(f"Array.from(gradioApp().querySelectorAll('#{OURS}styles label'))"
                                      ".map(l => l.textContent.trim())")
             assert any(normalize_name(name) in imported for name in names), csv_line
+            # the other tab's picker too (refreshed by the page after the import)
+            other = f"script_{OTHER_TAB}_fooocus_styles"
+            wanted = json.dumps([normalize_name(name) for name in names])
+            page.wait_for(f"(() => {{ const seen = Array.from(gradioApp().querySelectorAll('#{other} label'))"
+                          f".map(l => l.textContent.trim()); return {wanted}.some(n => seen.includes(n)); }})()",
+                          timeout=30)
 
         # 5. the dropdown follows a size typed into the tab's number boxes, and picking an entry sets the size
         set_size = f"""(() => {{

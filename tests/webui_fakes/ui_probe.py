@@ -236,6 +236,14 @@ def _tools(demo, deps, script, by_id) -> dict:
                              "result": [plain(u) for u in result]}
     index = find("import_fooocus")
     out["import_fooocus_outputs"] = ids(index, "outputs")
+
+    def followers(name):
+        """What runs after the event of our control `name` (`.then`): its page code, its server fn."""
+        first = find(name)
+        return [{"js": raw[i].get("js"), "backend": raw[i].get("backend_fn")}
+                for i in range(len(raw)) if first is not None and raw[i].get("trigger_after") == first]
+
+    out["import_followers"] = {"fooocus": followers("import_fooocus"), "csv": followers("import_csv")}
     return out
 
 
