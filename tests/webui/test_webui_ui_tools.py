@@ -84,6 +84,27 @@ def small_png(data: bytes) -> bytes:
     return out.getvalue()
 
 
+SHOWN_WEBUI_DIR = "~/webui"  # what the screenshot shows for this machine's WebUI folder
+
+
+def hide_machine_paths(page: Browser, webui_dir: Path) -> None:
+    """For the picture only: this machine's WebUI folder, wherever the accordion shows it (the
+    expansion status and licence lines, the styles.csv placeholder), reads SHOWN_WEBUI_DIR."""
+    page.evaluate(f"""(() => {{
+        const root = {q('#' + OURS + 'enabled')}, from = {json.dumps(str(webui_dir))}, to = {json.dumps(SHOWN_WEBUI_DIR)};
+        const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) node.nodeValue = node.nodeValue.split(from).join(to);
+        root.querySelectorAll('input, textarea').forEach(box => {{
+            box.value = box.value.split(from).join(to);
+            if (box.placeholder) box.placeholder = box.placeholder.split(from).join(to);
+        }});
+    }})()""")
+    shown = page.evaluate(f"(() => {{ const r = {q('#' + OURS + 'enabled')}; return r.innerText + ' ' + "
+                          "Array.from(r.querySelectorAll('input, textarea')).map(b => b.value + ' ' + b.placeholder)"
+                          ".join(' '); })()")
+    assert str(webui_dir) not in shown
+
+
 def host_style_names(webui_dir: Path) -> list[str]:
     names = []
     for path in (webui_dir / "styles.csv", webui_dir / "styles_integrated.csv"):
@@ -195,6 +216,7 @@ def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
             return {{x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height}};
         }})()""")
         page.hover(rect["x"] + rect["width"] + 40, 5)  # the mouse off the picker: no card in the picture
+        hide_machine_paths(page, webui_dir)
         page.wait_for("!document.getElementById('fooocus-style-preview').classList"
                       ".contains('fooocus-style-preview-visible')")
         image = page.screenshot(rect)
