@@ -142,6 +142,8 @@ def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
         # 2. Quality: 60 steps
         click(page, f"#{OURS}performance input[value='Quality']")
         page.wait_for(f"(() => {{ const i = {q('#' + TAB + '_steps input[type=number]')}; return i && i.value === '60'; }})()")
+        # the schedule plot follows the tab's steps and CFG (redrawn by the server)
+        page.wait_for(f"{q('#' + OURS + 'schedule_plot')}.textContent.includes('60 steps (Karras): CFG 4;')", timeout=30)
 
         # 3. hover a style without a preview image: the text card
         box = page.evaluate(f"""(() => {{
