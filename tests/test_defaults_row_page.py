@@ -1,11 +1,14 @@
-"""The "Fooocus defaults" row in a real gradio page, gradio 3.41 (A1111's) and 4.x (Forge's), driven
-in headless Chromium: a resolution picked (or Speed/Quality chosen) while the server's queue is busy
-sets the tab's width and height (steps) at once, without waiting for the server.
+"""The "Fooocus defaults" row and the schedule plot in a real gradio page, gradio 3.41 (A1111's) and
+4.x (Forge's), driven in headless Chromium: a resolution picked (or Speed/Quality chosen) while the
+server's queue is busy sets the tab's width and height (steps) at once, without waiting for the
+server; the plot ends on the last of quickly changing steps.
 
 Why: gradio 3.41 drops an event while the same event's previous call still waits in the queue. With
 the pick wired through the server, a second pick made while the first waited was lost (the dropdown
 showed it, the size kept the first) — on a real A1111 1.7 page that happened after the dropdown had
-just followed a typed size. The row's size/steps events now run in the page only.
+just followed a typed size. The row's size/steps events now run in the page only. The plot is drawn
+on the server: it asks again when the values changed while it was drawing (schedule_plot.py); with a
+plain change → server wiring, gradio 3.41 left it on a value from the middle of a slider drag.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ def page_url(request):
             process.kill()
 
 
+FOOOCUS_UI_JS = (REPO / "javascript" / "fooocus_ui.js").read_text(encoding="utf-8")
+
+
+def opened(page: Browser, url: str) -> None:
+    """The page with javascript/fooocus_ui.js in it, as the WebUI serves it."""
+    page.command("Page.addScriptToEvaluateOnNewDocument", {"source": FOOOCUS_UI_JS})
+    page.open(url)
+    page.wait_for(f"{q('#' + OURS + 'resolution input')} !== null && {q('#busy')} !== null "
+                  f"&& {q('#' + OURS + 'schedule_plot')} !== null", timeout=60)
+
+
 def q(selector: str) -> str:
     return f"document.querySelector({json.dumps(selector)})"
 
@@ -106,8 +120,7 @@ def wait_for_values(page: Browser, expected: list[str], timeout: float) -> None:
 
 def test_picks_while_the_queue_is_busy_set_the_size_at_once(page_url, tmp_path: Path) -> None:
     with Browser(tmp_path / "profile", width=1200, height=900) as page:
-        page.open(page_url)
-        page.wait_for(f"{q('#' + OURS + 'resolution input')} !== null && {q('#busy')} !== null", timeout=60)
+        opened(page, page_url)
         # the dropdown follows a size typed into the tab's boxes (its change fires: no effect on the size)
         page.evaluate("""(() => { for (const [id, v] of [['txt2img_width', 1024], ['txt2img_height', 1024]]) {
             const i = document.querySelector('#' + id + ' input[type=number]');
@@ -125,3 +138,22 @@ def test_picks_while_the_queue_is_busy_set_the_size_at_once(page_url, tmp_path: 
         # all of it while the busy event still held the queue: nothing waited for the server
         assert page.evaluate(f"{BUSY_DONE}.value") == "" and time.monotonic() - started < BUSY_SECONDS
         assert page.evaluate(f"{q('#' + OURS + 'resolution input')}.value") == "832×1216 (13:19)"
+
+
+def test_the_plot_ends_on_the_last_of_quickly_changing_steps(page_url, tmp_path: Path) -> None:
+    plot = q(f"#{OURS}schedule_plot")
+    with Browser(tmp_path / "profile", width=1200, height=900) as page:
+        opened(page, page_url)
+        page.wait_for(f"{plot}.textContent.includes('20 steps (')", timeout=10)
+        for last in (45, 60, 33):  # typed or dragged: one change per value, a few ms apart
+            page.evaluate(f"""(async () => {{ const box = {q('#txt2img_steps input[type=number]')};
+                const first = Number(box.value), step = {last} > first ? 1 : -1;
+                for (let v = first + step; v !== {last} + step; v += step) {{
+                    box.value = v; box.dispatchEvent(new Event('input', {{bubbles: true}}));
+                    await new Promise(done => setTimeout(done, 3));
+                }} }})()""")
+            try:
+                page.wait_for(f"{plot}.textContent.includes('{last} steps (')", timeout=5)
+            except BrowserError:
+                caption = page.evaluate(f"{plot}.querySelector('.fooocus-schedule-caption').textContent")
+                pytest.fail(f"steps {last}, the plot stayed at: {caption}")

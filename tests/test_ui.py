@@ -97,6 +97,9 @@ def check_probe(probe: dict, major: str) -> None:
             schedule = built["schedule"]
             assert "30 steps (Karras): CFG 7 → 9;" in schedule["initial"]
             assert schedule["host_inputs"] is True
+            # drawn by the hidden redraw button; after each drawing the page checks it is still current
+            assert schedule["drawn_by"] == [f"script_{tab}_fooocus_schedule_plot_redraw"]
+            assert schedule["checked_after"] == [[True, False]]
             assert schedule["triggers"] == sorted(
                 [f"{tab}_steps", f"{tab}_cfg_scale", f"{tab}_sampling"]
                 + ([f"{tab}_scheduler"] if host == "forge-main" else [])

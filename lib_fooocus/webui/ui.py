@@ -346,7 +346,7 @@ def _build_schedule_plot(
     """The schedule plot (see `schedule_plot.py`), under the controls it depends on."""
     from lib_fooocus.webui.schedule_plot import build_schedule_plot
 
-    return build_schedule_plot(gr, by_name, schedule_inputs, elem_id("schedule_plot"))
+    return build_schedule_plot(gr, by_name, schedule_inputs, elem_id("schedule_plot"), js_kwarg)
 def _build_refiner(
     gr: Any,
     by_name: dict[str, Any],

@@ -158,11 +158,21 @@ def main(host: str) -> dict:
             (c for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("schedule_plot")), None
         )
         redraws = [i for i, d in enumerate(deps) if plot is not None and d["outputs"] == [plot._id]]
-        triggers = sorted({t for i in redraws for t in deps[i]["targets"]})
         by_id = {c._id: getattr(c, "elem_id", None) for c in demo.blocks.values()}
+        raw_deps = demo.get_config_file()["dependencies"]
+        # a change of an input asks the page for a drawing (no server call); the hidden button draws
+        from lib_fooocus.webui.schedule_plot import request_js
+
+        request = request_js(script.elem_id("schedule_plot") + "_redraw")
+        triggers = sorted({_target_id(t) for i, d in enumerate(raw_deps) if d.get("js") == request
+                           and not d.get("backend_fn") for t in d["targets"]})
+        followers = [d for d in raw_deps if redraws and d.get("trigger_after") == redraws[0]]
         schedule_result = {
             "initial": getattr(plot, "value", None),
             "triggers": sorted(str(by_id.get(t)) for t in triggers),
+            "drawn_by": sorted(str(by_id.get(_target_id(t))) for i in redraws for t in raw_deps[i]["targets"]),
+            "checked_after": [(bool(d.get("js")) and "fooocusPlot.check" in d["js"], d.get("backend_fn"))
+                              for d in followers],
             "host_inputs": bool(redraws) and all(
                 c._id in deps[i]["inputs"] for i in redraws for c in (steps, cfg, sampler)
             ),
@@ -191,6 +201,11 @@ def main(host: str) -> dict:
     result["starts_open"] = _starts_open(module, gr, fakes)
     result["callbacks"] = {k: len(v) for k, v in fakes.script_callbacks.callbacks.items()}
     return result
+
+
+def _target_id(target):
+    """A dependency target's component id (gradio 4 lists (id, event) pairs, gradio 3 ids)."""
+    return target[0] if isinstance(target, (list, tuple)) else target
 
 
 def _tools(demo, deps, script, by_id) -> dict:
