@@ -14,6 +14,7 @@
     "use strict";
 
     var GROUP_CLASS = "fooocus-styles-group";
+    var PICKER_CLASS = "fooocus-styles-picker"; // the picker's column (style_picker.PICKER_CLASS)
     var HIDDEN_CLASS = "fooocus-style-hidden";
     var SELECTED_CLASS = "fooocus-style-selected";
     // The page's own preview list, behind the UI's login (gradio's), not the API's: with --api-auth the
@@ -393,9 +394,22 @@
         });
     }
 
+    // After a style import in one tab, the other tabs' pickers load the new library too: their own
+    // Refresh buttons (each keeps its tab's selection). `ownRefreshId`: the importing tab's button.
+    function refreshOtherPickers(ownRefreshId) {
+        var clicked = [];
+        root().querySelectorAll("." + PICKER_CLASS + ' [id$="_styles_refresh"]').forEach(function (button) {
+            if (button.id !== ownRefreshId && clicked.indexOf(button.id) === -1) {
+                clicked.push(button.id);
+                button.click();
+            }
+        });
+        return clicked;
+    }
+
     window.fooocusStyles = {attachAll: attachAll, refresh: function () {
         pickers.forEach(refreshPicker);
-    }, loadPreviews: loadPreviews};
+    }, loadPreviews: loadPreviews, refreshOtherPickers: refreshOtherPickers};
 
     if (typeof onUiLoaded === "function") {
         onUiLoaded(attachAll);

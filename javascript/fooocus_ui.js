@@ -153,6 +153,64 @@
 
     window.fooocusStatus = {poll: pollStatus, watch: watchStatus};
 
+    // The schedule plot (see lib_fooocus/webui/schedule_plot.py): a change asks for a drawing by
+    // clicking the plot's hidden redraw button; after each drawing, `check` compares the values it
+    // was drawn from with the current ones and asks again if they differ (gradio 3.41 drops a click
+    // while the previous drawing still runs). A few asks in a row without a change end the loop.
+    var PLOT_RETRIES = 3;
+    var plotRetries = {};
+
+    function plotNumber(value) {
+        if (value === null || value === undefined || (typeof value === "string" && value.trim() === "")) {
+            return null;
+        }
+        var number = Number(value);
+        return isFinite(number) ? number : null;
+    }
+
+    function plotValue(name, value) {
+        if (name === "sampler" || name === "scheduler") {
+            return value === null || value === undefined ? null : String(value);
+        }
+        return plotNumber(value);
+    }
+
+    function drawnValues(plotHtml) {
+        var holder = document.createElement("template");
+        holder.innerHTML = String(plotHtml || "");
+        var root = holder.content.querySelector("[data-drawn]");
+        try {
+            return root ? JSON.parse(root.getAttribute("data-drawn")) : null;
+        } catch (e) {
+            return null;
+        }
+    }
+
+    function clickRedraw(redrawId) {
+        var button = app().querySelector("#" + CSS.escape(redrawId));
+        if (button) {
+            button.click();
+        }
+    }
+
+    window.fooocusPlot = {
+        request: function (redrawId) {
+            plotRetries[redrawId] = 0;
+            clickRedraw(redrawId);
+        },
+        check: function (redrawId, plotHtml, names, values) {
+            var drawn = drawnValues(plotHtml);
+            var stale = drawn === null || names.some(function (name, i) {
+                return drawn[name] !== plotValue(name, values[i]);
+            });
+            if (stale && (plotRetries[redrawId] || 0) < PLOT_RETRIES) {
+                plotRetries[redrawId] = (plotRetries[redrawId] || 0) + 1;
+                clickRedraw(redrawId);
+            }
+            return stale;
+        }
+    };
+
     window.fooocusPreviewInputs = function (tab, prompt, seed) {
         var promptBox = app().querySelector("#" + tab + "_prompt textarea");
         var seedBox = app().querySelector("#" + tab + "_seed input");

@@ -3,12 +3,15 @@ schedule type, or the combined sampler), Speed/Quality, and the callbacks' outpu
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
+from headless_chromium import needs_chromium, page_results
 
-from lib_fooocus.webui import presets
-from lib_fooocus.webui.ui_tools import defaults_updates, resolution_updates
+from lib_fooocus.webui import presets, ui_tools
+from lib_fooocus.webui.ui_tools import defaults_updates
 
 # Fooocus's resolution table as the project's spec lists it (§8.4), transcribed independently.
 SPEC_TABLE = (
@@ -36,13 +39,39 @@ def test_resolution_table_is_fooocus_s_26_sizes() -> None:
     assert presets.DEFAULT_RESOLUTION in presets.FOOOCUS_RESOLUTIONS
 
 
-def test_resolution_dropdown_sets_width_and_height_and_follows_them() -> None:
-    assert resolution_updates(update, "1344×768 (7:4)") == ({"value": 1344}, {"value": 768})
-    assert resolution_updates(update, None) == ({}, {})
-    assert resolution_updates(update, "1000×1000") == ({}, {})
+def test_label_for_size_names_only_the_table_s_sizes() -> None:
     assert presets.label_for_size(896.0, "1152") == "896×1152 (7:9)"
     assert presets.label_for_size(1152, 1152) is None
     assert presets.label_for_size("x", 1) is None
+
+
+@needs_chromium
+def test_page_code_of_the_dropdown_and_speed_quality(tmp_path: Path) -> None:
+    """The row's page-only events (no server round trip, see ui_tools): a picked entry gives its size,
+    none or an unknown one keeps the tab's; a size gives its entry or none; Speed/Quality their steps."""
+    labels = SPEC_TABLE.split(", ")
+    page = f"""<!doctype html><meta charset="utf-8"><pre id="out"></pre><script>
+    const apply = {ui_tools.resolution_apply_js()};
+    const sync = {ui_tools.resolution_sync_js()};
+    const steps = {ui_tools.performance_steps_js()};
+    const labels = {json.dumps(labels)};
+    const out = {{
+        picked: labels.map(label => apply(label, 512, 640)),
+        kept: [apply(null, 512, 640), apply("1000×1000", 512, 640), apply("", 512, 640)],
+        followed: labels.map(label => label.split(" ")[0].split("×").map(Number)).map(([w, h]) => sync(w, h)),
+        rounded: sync(1343.6, 768.2), unknown: [sync(1000, 1000), sync(768, 1344.9)],
+        steps: [steps("Speed"), steps("Quality"), steps(null)],
+    }};
+    document.getElementById("out").textContent = "RESULTS:" + JSON.stringify(out);
+    </script>"""
+    (tmp_path / "page.html").write_text(page, encoding="utf-8")
+    results = page_results((tmp_path / "page.html").as_uri(), tmp_path / "profile", budget_ms=2000)
+    sizes = [[int(n) for n in label.split(" ")[0].split("×")] for label in labels]
+    assert results["picked"] == sizes
+    assert results["kept"] == [[512, 640]] * 3
+    assert results["followed"] == labels
+    assert results["rounded"] == "1344×768 (7:4)" and results["unknown"] == [None, None]
+    assert results["steps"] == [30, 60, 30]
 
 
 @pytest.mark.parametrize(("samplers", "schedulers", "expected"), [

@@ -305,3 +305,36 @@ def test_filter_order_and_preview_in_headless_chromium(page_server: str, tmp_pat
     assert results["no_preview_hidden"] is True
     assert results["proto_hidden"] is True
     assert results["xss"] is False
+
+
+OTHER_PICKERS_PAGE = """<!doctype html><meta charset="utf-8">
+<script>window.gradioApp = function () { return document; };</script>
+<script src="fooocus_styles.js"></script>
+<div id="t_styles_picker" class="fooocus-styles-picker"><button id="t_styles_refresh">Refresh</button></div>
+<div id="u_styles_picker" class="fooocus-styles-picker"><button id="u_styles_refresh">Refresh</button></div>
+<button id="x_styles_refresh">not in a picker</button>
+<pre id="results"></pre>
+<script>
+  var clicks = {};
+  document.querySelectorAll("button").forEach(function (b) {
+    clicks[b.id] = 0;
+    b.addEventListener("click", function () { clicks[b.id] += 1; });
+  });
+  var returned = (__CODE__)();
+  document.getElementById("results").textContent = "RESULTS:" + JSON.stringify({returned: returned, clicks: clicks});
+</script>
+"""
+
+
+@needs_chromium
+def test_an_import_refreshes_the_other_tabs_pickers_in_headless_chromium(tmp_path: Path) -> None:
+    """The code run after an import (ui_tools.refresh_others_js) clicks the other pickers' Refresh
+    buttons, not the importing tab's own (its picker came with the import's answer) nor others."""
+    from lib_fooocus.webui.ui_tools import refresh_others_js
+
+    page = OTHER_PICKERS_PAGE.replace("__CODE__", refresh_others_js("t_styles_refresh"))
+    (tmp_path / "index.html").write_text(page, encoding="utf-8")
+    shutil.copy(REPO_ROOT / "javascript" / "fooocus_styles.js", tmp_path)
+    results = page_results((tmp_path / "index.html").as_uri(), tmp_path / "profile", budget_ms=2000)
+    assert results["clicks"] == {"t_styles_refresh": 0, "u_styles_refresh": 1, "x_styles_refresh": 0}
+    assert results["returned"] == []  # no outputs: gradio gets an empty list

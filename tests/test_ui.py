@@ -18,6 +18,7 @@ from webui_fakes import gradio3_env, ui_probe
 
 from lib_fooocus.params import FIELD_NAMES, FIELDS, FIELDS_BY_NAME
 from lib_fooocus.webui import ui as fooocus_ui
+from lib_fooocus.webui import ui_tools
 
 HOSTS = ("a1111-1.6", "a1111-1.10", "forge-main")
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +97,9 @@ def check_probe(probe: dict, major: str) -> None:
             schedule = built["schedule"]
             assert "30 steps (Karras): CFG 7 → 9;" in schedule["initial"]
             assert schedule["host_inputs"] is True
+            # drawn by the hidden redraw button; after each drawing the page checks it is still current
+            assert schedule["drawn_by"] == [f"script_{tab}_fooocus_schedule_plot_redraw"]
+            assert schedule["checked_after"] == [[True, False]]
             assert schedule["triggers"] == sorted(
                 [f"{tab}_steps", f"{tab}_cfg_scale", f"{tab}_sampling"]
                 + ([f"{tab}_scheduler"] if host == "forge-main" else [])
@@ -144,9 +148,13 @@ def check_tools(tools: dict, host: str, tab: str) -> None:
     assert values[ours + "refiner_checkpoint"] == {"value": "None"}
     assert values[ours + "resolution"] == {"value": "1152×896 (9:7)"}
     assert "Fooocus Enhance, Fooocus Sharp (not in the style library" in values[ours + "defaults_note"]
-    assert tools["performance"] == {"outputs": [f"{tab}_steps"], "quality": {"value": 60}}
-    assert tools["resolution"] == {"outputs": [f"{tab}_width", f"{tab}_height"],
-                                   "picked": [{"value": 1344}, {"value": 768}]}
+    # Speed/Quality and a picked resolution set the tab's steps and size in the page, no server call
+    # (gradio 3.41 drops an event while its previous call waits in the queue: picks were lost on A1111)
+    assert tools["performance"] == [{"inputs": [ours + "performance"], "outputs": [f"{tab}_steps"],
+                                     "js": ui_tools.performance_steps_js(), "backend": False}]
+    assert tools["resolution"] == [{"inputs": [ours + "resolution", f"{tab}_width", f"{tab}_height"],
+                                    "outputs": [f"{tab}_width", f"{tab}_height"],
+                                    "js": ui_tools.resolution_apply_js(), "backend": False}]
     # width or height changed by hand: the dropdown follows in the page, without a server call
     assert len(tools["resolution_sync"]) == 2
     for sync in tools["resolution_sync"]:
@@ -162,6 +170,9 @@ def check_tools(tools: dict, host: str, tab: str) -> None:
     assert styles == {"choices": ["Fooocus V2", "Random Style", "Warm Light", "Clean Quality Negative", "Host Look"],
                       "value": ["Warm Light"]}
     assert "1 style selected" in count and "Host Look" in cards
+    # then the other tabs' pickers refresh, in the page (their own Refresh buttons)
+    follow = [{"js": ui_tools.refresh_others_js(ours + "styles_refresh"), "backend": False}]
+    assert tools["import_followers"] == {"fooocus": follow, "csv": follow}
 
 
 def test_ui_builds_under_gradio4(gradio4_probe: dict) -> None:

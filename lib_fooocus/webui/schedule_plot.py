@@ -5,13 +5,22 @@ Drawn: the effective CFG scale (adaptive CFG) as a line on the left axis, the sh
 dashed line on its own right axis, and the steps whose ADM sizes are the scaled ones as a shaded
 band. Redrawn when the Fooocus sliders or, where the tab's components were seen, steps, CFG,
 sampler or scheduler change.
+
+How it is redrawn (gradio 3.41 and 4.x alike): a change of an input asks the page to click a hidden
+"redraw" button (`javascript/fooocus_ui.js`, `fooocusPlot`); that button's event draws on the server
+from the current values, and when it is done the page compares the values the drawing was made from
+(`data-drawn`) with the current ones and asks again if they differ. A plain `change → server` wiring
+left the plot behind on A1111: gradio 3.41 drops an event while the same event's previous call is
+still running, so while dragging the steps slider the last value was often never drawn.
 """
 
 from __future__ import annotations
 
 import functools
 import html
+import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 WIDTH, HEIGHT = 480, 190
@@ -137,8 +146,9 @@ def schedule_plot_html(
     sampler: Any = None,
     scheduler: Any = None,
 ) -> str:
-    """The plot for the UI's current values (anything unreadable falls back to a default)."""
-    return _plot_for(
+    """The plot for the UI's current values (anything unreadable falls back to a default), marked
+    with the values it was drawn from (`data-drawn`, see `drawn_values`)."""
+    plot = _plot_for(
         int(_number(steps, DEFAULT_STEPS)),
         _number(cfg_scale, DEFAULT_CFG),
         _number(sharpness, 2.0),
@@ -147,6 +157,30 @@ def schedule_plot_html(
         None if sampler is None else str(sampler),
         None if scheduler is None else str(scheduler),
     )
+    drawn = drawn_values(dict(zip(PLOT_INPUTS, (sharpness, adaptive_cfg, adm_scaler_end, steps, cfg_scale,
+                                                sampler, scheduler))))
+    mark = html.escape(json.dumps(drawn, separators=(",", ":")), quote=True)
+    return plot.replace('<div class="fooocus-schedule">', f'<div class="fooocus-schedule" data-drawn="{mark}">', 1)
+
+
+PLOT_INPUTS = ("sharpness", "adaptive_cfg", "adm_scaler_end", "steps", "cfg_scale", "sampler", "scheduler")
+TEXT_INPUTS = frozenset({"sampler", "scheduler"})
+
+
+def drawn_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The inputs as the page compares them (fooocusPlot.check does the same to the current values):
+    numbers as floats (None when unreadable), sampler/scheduler as text (or None)."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in TEXT_INPUTS:
+            out[name] = None if value is None else str(value)
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            out[name] = number if math.isfinite(number) else None
+    return out
 
 
 @functools.lru_cache(maxsize=PLOT_CACHE_SIZE)
@@ -166,9 +200,12 @@ def _plot_for(steps: int, cfg_scale: float, sharpness: float, adaptive_cfg: floa
 HOST_INPUTS = ("steps", "cfg_scale", "sampler", "scheduler")
 
 
-def build_schedule_plot(gr: Any, by_name: dict[str, Any], host: dict[str, Any] | None, elem_id: str) -> Any:
+def build_schedule_plot(
+    gr: Any, by_name: dict[str, Any], host: dict[str, Any] | None, elem_id: str, js_kwarg: Callable[[str], dict[str, str]]
+) -> Any:
     """Add the plot (a gr.HTML) in the current layout and redraw it on changes of the Fooocus sliders
-    and of the tab's steps / CFG / sampler / scheduler where `host` has them (else their defaults)."""
+    and of the tab's steps / CFG / sampler / scheduler where `host` has them (else their defaults);
+    how: see the module's docstring."""
     host = {name: component for name, component in (host or {}).items() if component is not None}
     fooocus = [by_name["sharpness"], by_name["adaptive_cfg"], by_name["adm_scaler_end"]]
     defaults = {"steps": DEFAULT_STEPS, "cfg_scale": DEFAULT_CFG, "sampler": None, "scheduler": None}
@@ -176,7 +213,27 @@ def build_schedule_plot(gr: Any, by_name: dict[str, Any], host: dict[str, Any] |
         getattr(host[name], "value", defaults[name]) if name in host else defaults[name] for name in HOST_INPUTS
     ]
     plot = gr.HTML(value=schedule_plot_html(*values), elem_id=elem_id)
+    redraw = gr.Button(value="Redraw", elem_id=f"{elem_id}_redraw", elem_classes=[HIDDEN_TRIGGER_CLASS])
     inputs = fooocus + [host[name] if name in host else gr.State(defaults[name]) for name in HOST_INPUTS]
-    for component in fooocus + [host[name] for name in HOST_INPUTS if name in host]:
-        component.change(fn=schedule_plot_html, inputs=inputs, outputs=[plot], queue=False)
+    seen = [(name, component) for name, component in zip(PLOT_INPUTS, fooocus + [host.get(n) for n in HOST_INPUTS])
+            if component is not None]
+    drawn = redraw.click(fn=schedule_plot_html, inputs=inputs, outputs=[plot], queue=False)
+    drawn.then(fn=None, inputs=[plot, *(component for _, component in seen)], outputs=None,
+               **js_kwarg(check_js(redraw.elem_id, [name for name, _ in seen])))
+    for _, component in seen:
+        component.change(fn=None, inputs=None, outputs=None, **js_kwarg(request_js(redraw.elem_id)))
     return plot
+
+
+HIDDEN_TRIGGER_CLASS = "fooocus-hidden-trigger"  # style.css: display none (the page clicks it)
+
+
+def request_js(redraw_id: str) -> str:
+    """Client-side, on a change of an input: ask for a drawing (javascript/fooocus_ui.js)."""
+    return f"() => {{ if (window.fooocusPlot) window.fooocusPlot.request({json.dumps(redraw_id)}); return []; }}"
+
+
+def check_js(redraw_id: str, names: list[str]) -> str:
+    """Client-side, after a drawing: ask again if the values changed meanwhile."""
+    return (f"(plot, ...values) => {{ if (window.fooocusPlot) window.fooocusPlot.check({json.dumps(redraw_id)}, "
+            f"plot, {json.dumps(names)}, values); return []; }}")

@@ -292,7 +292,8 @@ def build_ui(
                     picker = SimpleNamespace(styles=by_name["styles"])  # no count/notes/cards to refresh
                 if style_imports is not None and current_library is not None:
                     result.import_group = ui_tools.build_import_group(
-                        gr, elem_id, style_imports, current_library, host_style_files or list, picker, tooltips
+                        gr, elem_id, style_imports, current_library, host_style_files or list, picker, tooltips,
+                        js_kwarg,
                     )
                 tooltips[elem_id("styles_search")] = STYLE_SEARCH_HELP
                 tooltips[elem_id("styles_refresh")] = STYLE_REFRESH_HELP
@@ -345,7 +346,7 @@ def _build_schedule_plot(
     """The schedule plot (see `schedule_plot.py`), under the controls it depends on."""
     from lib_fooocus.webui.schedule_plot import build_schedule_plot
 
-    return build_schedule_plot(gr, by_name, schedule_inputs, elem_id("schedule_plot"))
+    return build_schedule_plot(gr, by_name, schedule_inputs, elem_id("schedule_plot"), js_kwarg)
 def _build_refiner(
     gr: Any,
     by_name: dict[str, Any],

@@ -2,8 +2,12 @@
 dropdown) and the "Import styles" accordion. Built inside the caller's Blocks context; works under
 gradio 3.41 and 4.40 (only `gr.update`, no `.style()`).
 
-The callbacks are plain functions of plain values (`defaults_updates`, `resolution_updates`,
-`import_*_outputs`) so tests call them without a browser.
+The callbacks are plain functions of plain values (`defaults_updates`, `import_*_outputs`) so tests
+call them without a browser. Speed/Quality → steps and the resolution dropdown ↔ width/height run in
+the page only (`*_js`): gradio 3.41 (A1111) drops an event while the same event's previous call is
+still waiting in the queue, so with a server round trip a pick made while the WebUI was busy (its own
+width/height events, a generation) was lost — the dropdown showed the pick, the size stayed. The
+dropdown following a typed size caused such a waiting call itself (its `change` echoed to the server).
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ from lib_fooocus.webui.presets import (
     SPEED,
     fooocus_defaults,
     label_for_size,
-    resolution_for,
-    steps_for,
 )
 
 HOST_CONTROL_NAMES = ("sampler", "scheduler", "steps", "cfg_scale", "width", "height")
@@ -69,18 +71,21 @@ def _choices_of(component: Any) -> Any:
     return getattr(component, "choices", None) if component is not None else None
 
 
-def resolution_updates(update: Callable[..., Any], label: Any) -> tuple[Any, Any]:
-    """The resolution dropdown's outputs: width and height (unchanged for an empty or unknown label)."""
-    resolution = resolution_for(label)
-    if resolution is None:
-        return update(), update()
-    return update(value=resolution.width), update(value=resolution.height)
+def resolution_apply_js() -> str:
+    """Client-side, on a pick: the entry's width and height; the tab's own for none or an unknown entry."""
+    table = {r.label: [r.width, r.height] for r in FOOOCUS_RESOLUTIONS}
+    return f"(label, width, height) => ({json.dumps(table, ensure_ascii=False)})[label] || [width, height]"
 
 
 def resolution_sync_js() -> str:
     """Client-side: the dropdown shows the table's entry for the tab's width and height, or nothing."""
     table = {f"{r.width}x{r.height}": r.label for r in FOOOCUS_RESOLUTIONS}
     return f"(width, height) => ({json.dumps(table, ensure_ascii=False)})[Math.round(width) + 'x' + Math.round(height)] || null"
+
+
+def performance_steps_js() -> str:
+    """Client-side: Speed/Quality's steps (an unknown choice: Speed's)."""
+    return f"(choice) => ({json.dumps(PERFORMANCE_STEPS)})[choice] || {PERFORMANCE_STEPS[SPEED]}"
 
 
 def build_defaults_row(
@@ -110,12 +115,14 @@ def build_defaults_row(
     tooltips[elem_id("performance")] = PERFORMANCE_HELP
     tooltips[elem_id("resolution")] = RESOLUTION_HELP
     steps = host_controls.get("steps")
+    # No server round trip for these (see the module's docstring): page-only events. The dropdown
+    # following the size (below) fires its `change` too; the pick's code then returns the same size.
+    # (Not `select`: gradio 4.40 can hand a select event's code the value from before the pick.)
     if steps is not None:
-        performance.change(fn=lambda choice: gr.update(value=steps_for(choice)), inputs=[performance],
-                           outputs=[steps], show_progress="hidden")
+        performance.change(fn=None, inputs=[performance], outputs=[steps], **js_kwarg(performance_steps_js()))
     if width is not None and height is not None:
-        resolution.change(fn=lambda label: resolution_updates(gr.update, label), inputs=[resolution],
-                          outputs=[width, height], show_progress="hidden")
+        resolution.change(fn=None, inputs=[resolution, width, height], outputs=[width, height],
+                          **js_kwarg(resolution_apply_js()))
         for size in (width, height):
             size.change(fn=None, inputs=[width, height], outputs=[resolution], **js_kwarg(resolution_sync_js()))
     return {"button": button, "performance": performance, "resolution": resolution, "note": note,
@@ -147,6 +154,12 @@ def import_outputs(
     return [line, *(picker if with_picker else picker[:1])]
 
 
+def refresh_others_js(own_refresh_id: str) -> str:
+    """Client-side, after an import: the other tabs' pickers refresh (javascript/fooocus_styles.js)."""
+    return (f"() => {{ if (window.fooocusStyles) window.fooocusStyles.refreshOtherPickers("
+            f"{json.dumps(own_refresh_id)}); return []; }}")
+
+
 def build_import_group(
     gr: Any,
     elem_id: Callable[[str], str],
@@ -155,9 +168,11 @@ def build_import_group(
     host_files: Callable[[], list[str]],
     picker: Any,
     tooltips: dict[str, str],
+    js_kwarg: Callable[[str], dict[str, str]],
 ) -> dict[str, Any]:
     """The "Import styles" accordion. `imports`: a `StyleImports`; `picker`: the StylePicker (or an
-    object with only `.styles`), whose choices, count, notes and cards are refreshed after an import."""
+    object with only `.styles`), whose choices, count, notes and cards are refreshed after an import;
+    the other tabs' pickers then refresh in the page (their Refresh buttons)."""
     files = host_files()
     with gr.Accordion("Import styles", open=False, elem_id=elem_id("import")):
         fooocus_button = gr.Button(value="Import Fooocus's 277 styles (with previews)", size="sm",
@@ -187,6 +202,10 @@ def build_import_group(
         line = imports.import_csv(path, host_files())
         return import_outputs(line, selected, current_library(), gr.update, with_picker)
 
-    fooocus_button.click(fn=on_import_fooocus, inputs=[picker.styles], outputs=outputs)
-    csv_button.click(fn=on_import_csv, inputs=[csv_path, picker.styles], outputs=outputs)
+    imported = [fooocus_button.click(fn=on_import_fooocus, inputs=[picker.styles], outputs=outputs),
+                csv_button.click(fn=on_import_csv, inputs=[csv_path, picker.styles], outputs=outputs)]
+    refresh_id = getattr(getattr(picker, "refresh", None), "elem_id", None)
+    if refresh_id:  # then the other tabs' pickers (in the page: their own Refresh buttons)
+        for event in imported:
+            event.then(fn=None, inputs=None, outputs=None, **js_kwarg(refresh_others_js(refresh_id)))
     return {"fooocus_button": fooocus_button, "csv_path": csv_path, "csv_button": csv_button, "result": result}

@@ -26,6 +26,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 
 from cdp_browser import Browser  # noqa: E402
+from headless_chromium import CHROMIUM  # noqa: E402
 from webui_host import (  # noqa: E402
     API_PASSWORD,
     API_USER,
@@ -104,15 +105,18 @@ def host(tmp_path_factory, hub):
 @pytest.fixture(scope="module")
 def browser(host, tmp_path_factory):
     """A browser session logged in through the page (gradio's login form), the UI loaded."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary found (apt-get install chromium)")
+    pytest.importorskip("websockets")
     session = Browser(tmp_path_factory.mktemp("chromium-profile"))
     try:
-        session.navigate(host["base"] + "/")
+        session.open(host["base"] + "/")
         session.wait_for("document.readyState === 'complete'", 60)
         status = session.evaluate(
             f"fetch('login', {{method: 'POST', credentials: 'same-origin', body: new URLSearchParams("
             f"{{username: {json.dumps(UI_USER)}, password: {json.dumps(UI_PASSWORD)}}})}}).then(r => r.status)")
         assert status == 200, status
-        session.navigate(host["base"] + "/")
+        session.open(host["base"] + "/")
         session.wait_for("!!(window.gradioApp && gradioApp().querySelector('#script_txt2img_fooocus_styles'))", 300)
         yield session
     finally:
@@ -159,7 +163,7 @@ def test_style_preview_loads_in_the_logged_in_page_under_api_auth(host, browser)
                  src: image ? image.src : null, width: image ? image.naturalWidth : 0,
                  shown: document.getElementById('fooocus-style-preview').classList.contains('fooocus-style-preview-visible')}};
     }})()""")
-    browser.screenshot(host["root"] / "preview.png")
+    (host["root"] / "preview.png").write_bytes(browser.screenshot())
     assert result["label"], f"{STYLE} is not in the picker: {result}"
     assert result["url"] == host["base"] + f"/fooocus/ui/v1/styles/preview/{preview_key(STYLE)}.jpg"
     assert result["src"] == result["url"] and result["width"] == 64 and result["shown"] is True
@@ -208,7 +212,7 @@ def test_expansion_status_follows_a_first_use_download_live(host, hub, browser) 
             f"{status} && {status}.dataset.state === 'busy' && {status}.querySelector('progress') "
             f"&& {status}.textContent.includes('of 24.0 MB') && {{text: {status}.textContent, "
             f"value: {status}.querySelector('progress').value}}", 90)
-        browser.screenshot(host["root"] / "status-busy.png")
+        (host["root"] / "status-busy.png").write_bytes(browser.screenshot())
         assert "downloading fooocus_expansion.bin" in progress["text"] and "10.5 MB of 24.0 MB (43%)" in progress["text"]
         assert progress["value"] == 43
     finally:
@@ -216,6 +220,6 @@ def test_expansion_status_follows_a_first_use_download_live(host, hub, browser) 
     # nothing clicked from here on: the page's own polling brings the outcome
     outcome = browser.wait_for(f"{status}.dataset.state !== 'busy' && {{state: {status}.dataset.state, "
                                f"text: {status}.textContent}}", 120)
-    browser.screenshot(host["root"] / "status-after.png")
+    (host["root"] / "status-after.png").write_bytes(browser.screenshot())
     assert outcome["state"] == "unavailable", outcome
     assert "Refused to load" in outcome["text"] or "cannot be read" in outcome["text"], outcome

@@ -25,14 +25,14 @@ from headless_chromium import needs_chromium
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("websockets")
 
-from cdp_page import Browser  # noqa: E402
+from cdp_browser import Browser  # noqa: E402
 from webui_host import running_webui_or_skip  # noqa: E402
 
 from lib_fooocus.styles.library import normalize_name  # noqa: E402
 
 pytestmark = [pytest.mark.webui, needs_chromium]
 
-TAB = "txt2img"
+TAB, OTHER_TAB = "txt2img", "img2img"
 OURS = f"script_{TAB}_fooocus_"
 
 
@@ -84,6 +84,27 @@ def small_png(data: bytes) -> bytes:
     return out.getvalue()
 
 
+SHOWN_WEBUI_DIR = "~/webui"  # what the screenshot shows for this machine's WebUI folder
+
+
+def hide_machine_paths(page: Browser, webui_dir: Path) -> None:
+    """For the picture only: this machine's WebUI folder, wherever the accordion shows it (the
+    expansion status and licence lines, the styles.csv placeholder), reads SHOWN_WEBUI_DIR."""
+    page.evaluate(f"""(() => {{
+        const root = {q('#' + OURS + 'enabled')}, from = {json.dumps(str(webui_dir))}, to = {json.dumps(SHOWN_WEBUI_DIR)};
+        const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) node.nodeValue = node.nodeValue.split(from).join(to);
+        root.querySelectorAll('input, textarea').forEach(box => {{
+            box.value = box.value.split(from).join(to);
+            if (box.placeholder) box.placeholder = box.placeholder.split(from).join(to);
+        }});
+    }})()""")
+    shown = page.evaluate(f"(() => {{ const r = {q('#' + OURS + 'enabled')}; return r.innerText + ' ' + "
+                          "Array.from(r.querySelectorAll('input, textarea')).map(b => b.value + ' ' + b.placeholder)"
+                          ".join(' '); })()")
+    assert str(webui_dir) not in shown
+
+
 def host_style_names(webui_dir: Path) -> list[str]:
     names = []
     for path in (webui_dir / "styles.csv", webui_dir / "styles_integrated.csv"):
@@ -121,6 +142,8 @@ def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
         # 2. Quality: 60 steps
         click(page, f"#{OURS}performance input[value='Quality']")
         page.wait_for(f"(() => {{ const i = {q('#' + TAB + '_steps input[type=number]')}; return i && i.value === '60'; }})()")
+        # the schedule plot follows the tab's steps and CFG (redrawn by the server)
+        page.wait_for(f"{q('#' + OURS + 'schedule_plot')}.textContent.includes('60 steps (Karras): CFG 4;')", timeout=30)
 
         # 3. hover a style without a preview image: the text card
         box = page.evaluate(f"""(() => {{
@@ -158,6 +181,12 @@ def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
             imported = page.evaluate(f"Array.from(gradioApp().querySelectorAll('#{OURS}styles label'))"
                                      ".map(l => l.textContent.trim())")
             assert any(normalize_name(name) in imported for name in names), csv_line
+            # the other tab's picker too (refreshed by the page after the import)
+            other = f"script_{OTHER_TAB}_fooocus_styles"
+            wanted = json.dumps([normalize_name(name) for name in names])
+            page.wait_for(f"(() => {{ const seen = Array.from(gradioApp().querySelectorAll('#{other} label'))"
+                          f".map(l => l.textContent.trim()); return {wanted}.some(n => seen.includes(n)); }})()",
+                          timeout=30)
 
         # 5. the dropdown follows a size typed into the tab's number boxes, and picking an entry sets the size
         set_size = f"""(() => {{
@@ -189,6 +218,7 @@ def test_accordion_tools_in_the_real_page(page_url, tmp_path: Path) -> None:
             return {{x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height}};
         }})()""")
         page.hover(rect["x"] + rect["width"] + 40, 5)  # the mouse off the picker: no card in the picture
+        hide_machine_paths(page, webui_dir)
         page.wait_for("!document.getElementById('fooocus-style-preview').classList"
                       ".contains('fooocus-style-preview-visible')")
         image = page.screenshot(rect)

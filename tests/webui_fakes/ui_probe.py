@@ -158,11 +158,21 @@ def main(host: str) -> dict:
             (c for c in demo.blocks.values() if getattr(c, "elem_id", "") == script.elem_id("schedule_plot")), None
         )
         redraws = [i for i, d in enumerate(deps) if plot is not None and d["outputs"] == [plot._id]]
-        triggers = sorted({t for i in redraws for t in deps[i]["targets"]})
         by_id = {c._id: getattr(c, "elem_id", None) for c in demo.blocks.values()}
+        raw_deps = demo.get_config_file()["dependencies"]
+        # a change of an input asks the page for a drawing (no server call); the hidden button draws
+        from lib_fooocus.webui.schedule_plot import request_js
+
+        request = request_js(script.elem_id("schedule_plot") + "_redraw")
+        triggers = sorted({_target_id(t) for i, d in enumerate(raw_deps) if d.get("js") == request
+                           and not d.get("backend_fn") for t in d["targets"]})
+        followers = [d for d in raw_deps if redraws and d.get("trigger_after") == redraws[0]]
         schedule_result = {
             "initial": getattr(plot, "value", None),
             "triggers": sorted(str(by_id.get(t)) for t in triggers),
+            "drawn_by": sorted(str(by_id.get(_target_id(t))) for i in redraws for t in raw_deps[i]["targets"]),
+            "checked_after": [(bool(d.get("js")) and "fooocusPlot.check" in d["js"], d.get("backend_fn"))
+                              for d in followers],
             "host_inputs": bool(redraws) and all(
                 c._id in deps[i]["inputs"] for i in redraws for c in (steps, cfg, sampler)
             ),
@@ -193,6 +203,11 @@ def main(host: str) -> dict:
     return result
 
 
+def _target_id(target):
+    """A dependency target's component id (gradio 4 lists (id, event) pairs, gradio 3 ids)."""
+    return target[0] if isinstance(target, (list, tuple)) else target
+
+
 def _tools(demo, deps, script, by_id) -> dict:
     """The defaults row and the import group: which controls each event reads and writes (by
     elem_id), and what the callbacks return for sample inputs."""
@@ -214,14 +229,16 @@ def _tools(demo, deps, script, by_id) -> dict:
     if index is not None:
         out["defaults"] = {"inputs": ids(index, "inputs"), "outputs": ids(index, "outputs"),
                            "quality": [plain(u) for u in _function_for(demo, index)("Quality")]}
-    index = find("performance")
-    out["performance"] = {"outputs": ids(index, "outputs"),
-                          "quality": plain(_function_for(demo, index)("Quality")) if index is not None else None}
-    index = find("resolution")
-    out["resolution"] = {"outputs": ids(index, "outputs"),
-                         "picked": [plain(u) for u in _function_for(demo, index)("1344×768 (7:4)")]
-                         if index is not None else None}
     raw = demo.get_config_file()["dependencies"]
+
+    def page_only(name):
+        """The events of our control `name` as the page gets them: inputs, outputs, code, server fn."""
+        return [{"inputs": ids(i, "inputs"), "outputs": ids(i, "outputs"), "js": raw[i].get("js"),
+                 "backend": raw[i].get("backend_fn")}
+                for i, d in enumerate(deps) if any(by_id.get(t) == script.elem_id(name) for t in d["targets"])]
+
+    out["performance"] = page_only("performance")
+    out["resolution"] = page_only("resolution")
     sync = [raw[i] for i, d in enumerate(deps)
             if any(str(by_id.get(t, "")).endswith(("_width", "_height")) for t in d["targets"])
             and any(by_id.get(o) == script.elem_id("resolution") for o in d["outputs"])]
@@ -234,6 +251,14 @@ def _tools(demo, deps, script, by_id) -> dict:
                              "result": [plain(u) for u in result]}
     index = find("import_fooocus")
     out["import_fooocus_outputs"] = ids(index, "outputs")
+
+    def followers(name):
+        """What runs after the event of our control `name` (`.then`): its page code, its server fn."""
+        first = find(name)
+        return [{"js": raw[i].get("js"), "backend": raw[i].get("backend_fn")}
+                for i in range(len(raw)) if first is not None and raw[i].get("trigger_after") == first]
+
+    out["import_followers"] = {"fooocus": followers("import_fooocus"), "csv": followers("import_csv")}
     return out
 
 
