@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from parity_host import (  # noqa: E402
     reference_metadata,
     running_host,
 )
+from webui_host import HostSetup  # noqa: E402  (on the path through parity_host)
 
 MATCH_COLUMNS = {"off": [False], "on": [True], "both": [False, True], "unset": [None]}
 
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.webui is None:
         parser.error("--webui (or SD_WEBUI_DIR) is required")
-    python = options.python or options.webui / "venv" / "bin" / "python"
+    setup = HostSetup(options.webui, options.python or options.webui / "venv" / "bin" / "python", options.port,
+                      ckpt=options.ckpt, args=tuple(shlex.split(options.args)))
     cases = [c for c in CASES if not options.cases or c.name in options.cases]
     missing = [c.name for c in cases if not (options.data / f"{c.name}.png").is_file()]
     cases = [c for c in cases if c.name not in missing]
@@ -91,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, problems = [], []
     expansion_dir, skipped = expansion_folder(cases, options)
     cases = [c for c in cases if c.name not in skipped]
-    with running_host(options.webui, python, options.port, ckpt=options.ckpt, extra_args=options.args,
-                      extension=options.extension, expansion_dir=expansion_dir) as host:
+    with running_host(setup, extension=options.extension, expansion_dir=expansion_dir) as host:
         kind = "Forge" if host.forge else "A1111"
         for case in cases:
             row = [case.name]

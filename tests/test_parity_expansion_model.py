@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "parity"))
 import expansion_model
 import make_fooocus_reference
 import parity_host
+import webui_host  # on the path through parity_host
 from cases import CASES_BY_NAME, DATA_DIR
 
 from lib_fooocus.expansion.engine import FooocusExpansion
@@ -127,8 +128,8 @@ def test_host_settings_file_keeps_the_hosts_settings_and_adds_the_expansion_fold
     webui = tmp_path / "webui"
     webui.mkdir()
     (webui / "config.json").write_text(json.dumps({"live_previews_enable": False}), encoding="utf-8")
-    written = parity_host.host_settings_file(webui, tmp_path / "ui.json",
-                                             parity_host.expansion_settings(tmp_path / "model"))
+    written = webui_host.host_settings_file(webui, tmp_path / "ui.json",
+                                            parity_host.expansion_settings(tmp_path / "model"))
     assert json.loads(written.read_text(encoding="utf-8")) == {
         "live_previews_enable": False, "fooocus_expansion_model_dir": str(tmp_path / "model"),
         "fooocus_expansion_allow_download": False}

@@ -1,9 +1,10 @@
 """Host side of the Fooocus-parity check: run the parity cases through a real WebUI and compare with Fooocus.
 
 Used by `bench/parity.py` (a table) and `tests/webui/test_parity.py` (assertions). Needs `httpx`, `numpy`,
-`PIL` and `safetensors` (the project's test requirements); a host is started from its folder with this
-checkout linked as an extension, plus the small probe extension `bench/parity_probe` that saves the
-sampler's output latent of each generation (`post_sample`) so latents can be compared too.
+`PIL` and `safetensors` (the project's test requirements); a host is started from its folder by the tests'
+launcher (tests/webui/webui_host.py) with this checkout linked as an extension, plus the small probe
+extension `bench/parity_probe` that saves the sampler's output latent of each generation (`post_sample`)
+so latents can be compared too.
 
 Host settings chosen to be Fooocus's: sampler DPM++ 2M SDE with the Karras schedule, the CPU random
 source (`randn_source`), eta-noise-seed delta 0, our parity styles as the user style folder
@@ -26,10 +27,7 @@ import io
 import json
 import math
 import os
-import shlex
-import signal
-import subprocess
-import time
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,13 +38,15 @@ from cases import DATA_DIR, STYLES_DIR, ParityCase
 from expansion_model import write_model_with_given_files
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "webui"))  # the one WebUI launcher (not a package)
+
+from webui_host import API_PASSWORD, API_USER, HostSetup, is_forge, running_webui  # noqa: E402
+
 PROBE = REPO / "bench" / "parity_probe"
-EXTENSION_LINK = "sd-webui-fooocus"
 PROBE_LINK = "fooocus-parity-probe"
 LATENT_DIR_ENV = "FOOOCUS_PARITY_LATENT_DIR"
 SMALL_FILES_ENV = "SD_WEBUI_EXPANSION_SMALL_FILES"
 INFOTEXT_EXPANSION_KEY = "Fooocus V2 expansion"  # lib_fooocus.styles.assembly (not imported: no lib here)
-API_USER, API_PASSWORD = "fooocus-parity", "not-a-secret"
 
 
 # -- reference ----------------------------------------------------------------------------------------
@@ -141,15 +141,6 @@ def prepare_expansion_folder(recorded: dict[str, Any] | None, small_files: str |
     return folder
 
 
-def host_settings_file(webui: Path, target: Path, settings: dict[str, Any]) -> Path:
-    """A copy of the host's settings (its config.json, if any) with `settings` set, for `--ui-settings-file`."""
-    own = webui / "config.json"
-    data = json.loads(own.read_text(encoding="utf-8")) if own.is_file() else {}
-    data.update(settings)
-    target.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return target
-
-
 def expansion_settings(expansion_dir: Path | None) -> dict[str, Any]:
     """The UI-only settings that make the host use `expansion_dir`, offline; none without a folder."""
     if expansion_dir is None:
@@ -158,10 +149,6 @@ def expansion_settings(expansion_dir: Path | None) -> dict[str, Any]:
 
 
 # -- request ------------------------------------------------------------------------------------------
-
-
-def is_forge(webui: Path) -> bool:
-    return (webui / "modules_forge").is_dir()
 
 
 def fooocus_args(case: ParityCase, refiner_title: str | None, match: bool | None) -> dict[str, Any]:
@@ -249,79 +236,19 @@ class Host:
         return result
 
 
-def launch_args(webui: Path, port: int, ckpt: str | None, extra: str) -> list[str]:
-    args = ["--api", "--nowebui", "--port", str(port), "--server-name", "127.0.0.1",
-            "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test", "--skip-version-check",
-            "--skip-python-version-check", "--no-half", "--no-half-vae", "--no-hashing", "--disable-nan-check",
-            "--do-not-download-clip", "--no-download-sd-model", "--api-auth", f"{API_USER}:{API_PASSWORD}"]
-    if is_forge(webui):
-        args += ["--always-cpu", "--all-in-fp32"]
-    else:
-        args += ["--use-cpu", "all", "--precision", "full", "--opt-sdp-attention"]
-    if ckpt:
-        args += ["--ckpt", ckpt]
-    return args + shlex.split(extra)
-
-
-def _link(link: Path, target: Path) -> bool:
-    """Link `target` as `link`; True when this call made it. A foreign link is an error."""
-    if link.is_symlink() or link.exists():
-        if link.resolve() != target.resolve():
-            msg = f"{link} exists and is not {target}; use a host folder of your own"
-            raise RuntimeError(msg)
-        return False
-    link.parent.mkdir(exist_ok=True)
-    link.symlink_to(target, target_is_directory=True)
-    return True
-
-
 @contextmanager
-def running_host(webui: Path, python: Path, port: int, *, ckpt: str | None = None, extra_args: str = "",
-                 timeout: float = 900.0, log_path: Path | None = None, extension: Path = REPO,
+def running_host(setup: HostSetup, *, log_path: Path | None = None, extension: Path = REPO,
                  expansion_dir: Path | None = None) -> Iterator[Host]:
-    """Start the host with `extension` (default: this checkout) and the latent probe linked in, and
-    `expansion_dir` (see `prepare_expansion_folder`) as its expansion folder; stop it (and unlink)
-    afterwards."""
+    """Start the host of `setup` through the tests' launcher (tests/webui/webui_host.py) with `extension`
+    (default: this checkout) and the latent probe linked in, our parity styles as its user styles and
+    `expansion_dir` (see `prepare_expansion_folder`) as its expansion folder; stop it (and unlink) afterwards."""
     import httpx
 
-    webui = webui.resolve()
-    made = [link for link, target in ((webui / "extensions" / EXTENSION_LINK, extension.resolve()),
-                                      (webui / "extensions" / PROBE_LINK, PROBE)) if _link(link, target)]
-    latent_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fooocus-parity-latents-{port}"
+    latent_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fooocus-parity-latents-{setup.port}"
     latent_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or latent_dir / "host.log"
-    env = {**os.environ, "SD_WEBUI_FOOOCUS_STYLES_DIR": str(STYLES_DIR), LATENT_DIR_ENV: str(latent_dir)}
-    arguments = launch_args(webui, port, ckpt, extra_args)
-    if expansion_dir is not None:
-        settings = host_settings_file(webui, latent_dir / "ui-config.json", expansion_settings(expansion_dir))
-        arguments += ["--ui-settings-file", str(settings)]
-    log = log_path.open("w")
-    process = subprocess.Popen([str(python), "launch.py", *arguments], cwd=webui,
-                               stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                msg = f"the WebUI exited with {process.returncode}; see {log_path}"
-                raise RuntimeError(msg)
-            try:
-                if httpx.get(f"{base}/sdapi/v1/options", timeout=5, auth=(API_USER, API_PASSWORD)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                msg = f"the WebUI did not answer in time; see {log_path}"
-                raise RuntimeError(msg)
-            time.sleep(2)
-        with httpx.Client(base_url=base, timeout=1800, auth=(API_USER, API_PASSWORD)) as client:
-            yield Host(client, webui, latent_dir, log_path)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # the group started here, nothing else
-            process.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        for link in made:
-            link.unlink()
+    env = {"SD_WEBUI_FOOOCUS_STYLES_DIR": str(STYLES_DIR), LATENT_DIR_ENV: str(latent_dir)}
+    with running_webui(ui=False, setup=setup, log_path=log_path, env=env, extension=extension,
+                       more_extensions={PROBE_LINK: PROBE}, settings=expansion_settings(expansion_dir)) as base, \
+            httpx.Client(base_url=base, timeout=1800, auth=(API_USER, API_PASSWORD)) as client:
+        yield Host(client, setup.webui_dir.resolve(), latent_dir, log_path)

@@ -3,7 +3,8 @@
     SD_WEBUI_DIR=/path/to/webui SD_WEBUI_PYTHON=... SD_WEBUI_CKPT=/root/hosts/models/sdxl_tiny.safetensors \
         SD_WEBUI_ARGS="--ckpt-dir /root/hosts/models" python -m pytest tests/webui/test_parity.py -q
 
-Skipped when SD_WEBUI_DIR is unset. The references were made from `sdxl_tiny` (and `sdxl_tiny_b` as the
+The host is started by the tests' launcher (tests/webui/webui_host.py: SD_WEBUI_PORT, SD_WEBUI_TIMEOUT;
+SD_WEBUI_PARITY_PORT, when set, overrides the port). Skipped when SD_WEBUI_DIR is unset. The references were made from `sdxl_tiny` (and `sdxl_tiny_b` as the
 refiner), so the host must load that checkpoint and list the second one (`--ckpt-dir`). Every case runs
 with `match_fooocus` on and must reach PSNR >= 50 dB against Fooocus's decoded image; an extension
 without the `match_fooocus` field skips (the harness's `bench/parity.py --match off` measures that state).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,7 @@ from parity_host import (  # noqa: E402
     reference_metadata,
     running_host,
 )
+from webui_host import HostSetup, NotConfigured  # noqa: E402
 
 pytestmark = pytest.mark.webui
 MIN_PSNR_DB = 50.0
@@ -57,20 +60,19 @@ def expansion_folder(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def host(expansion_folder):
-    root = os.environ.get("SD_WEBUI_DIR", "").strip()
-    if not root:
-        pytest.skip("SD_WEBUI_DIR is not set (path to an A1111 or Forge checkout)")
-    webui = Path(root).expanduser()
-    python = Path(os.environ.get("SD_WEBUI_PYTHON") or webui / "venv" / "bin" / "python")
-    if not (webui / "launch.py").is_file() or not python.exists():
-        pytest.skip(f"no launch.py in {webui} or no interpreter at {python}")
+    try:
+        setup = HostSetup.from_env()
+    except NotConfigured as why:
+        pytest.skip(str(why))
     if not (DATA_DIR / "metadata.json").is_file():
         pytest.skip("no Fooocus reference data (tests/parity/make_fooocus_reference.py makes it)")
-    port = int(os.environ.get("SD_WEBUI_PARITY_PORT", os.environ.get("SD_WEBUI_PORT", "7951")))
-    with running_host(webui, python, port, ckpt=os.environ.get("SD_WEBUI_CKPT"),
-                      extra_args=os.environ.get("SD_WEBUI_ARGS", ""),
-                      expansion_dir=expansion_folder["folder"]) as running:
-        yield running
+    if os.environ.get("SD_WEBUI_PARITY_PORT"):
+        setup = replace(setup, port=int(os.environ["SD_WEBUI_PARITY_PORT"]))
+    try:
+        with running_host(setup, expansion_dir=expansion_folder["folder"]) as running:
+            yield running
+    except NotConfigured as why:  # e.g. the host folder links another checkout
+        pytest.skip(str(why))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
