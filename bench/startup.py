@@ -1,19 +1,30 @@
-"""Benchmark: what the extension adds to the WebUI's start-up, with the fake host modules of the tests.
+"""Benchmark: what the extension adds to the WebUI's start-up, with the fake host modules of the tests
+(and, with `--webui`, on a real host with the host's own start-up profiler).
 
-    python bench/startup.py [--host a1111-1.10] [--repeats 5] [--no-bytecode-cache] [--json]
+    python bench/startup.py [--host a1111-1.10] [--repeats 5] [--python PY] [--no-bytecode-cache] [--json]
+    python bench/startup.py --webui DIR --webui-python PY [--webui-repeats 1]   # a real host
 
 Each repeat is a fresh interpreter that first imports what the host has already imported before it
-loads extensions (torch, gradio, fastapi), then times, as the host does:
+loads extensions (torch, gradio, fastapi: not counted), then times, as the host does:
 - loading `scripts/fooocus.py` (which imports `lib_fooocus` and registers the callbacks),
 - the `on_ui_settings` and `on_before_ui` callbacks (settings section, X/Y/Z axes),
 - building the accordion for txt2img and img2img (our real style library included; the host's own
   `gr.Blocks` and prompt/seed boxes are built outside the timed part),
-and lists which of transformers / huggingface_hub the extension imported by then (target: none; they
-are loaded on first use of the prompt expansion; gradio 4 itself imports huggingface_hub, which the
-host has therefore loaded already and is not counted). Prints the medians, the UI build's main parts,
-and the same total relative to importing gradio in the same interpreter (a yardstick that slows down
-with the machine as we do); target total <= 0.3 s. Bytecode is cached as a host caches it (see
-`bytecode_env`); `--no-bytecode-cache` measures a start that compiles every module.
+- the `on_app_started` callback (REST routes, the API argument check) on a FastAPI app,
+and lists which of the heavy modules (transformers, huggingface_hub, safetensors, tokenizers) the
+extension imported by then (target: none; they are loaded on first use of the prompt expansion; what
+gradio itself imports, the host has loaded already and is not counted), which of our modules were
+imported and which files were opened (no style file read twice, nothing in the expansion folder read:
+`tests/test_startup.py` checks these). Prints the medians, the UI build's main parts, and the same
+total relative to importing gradio in the same interpreter (a yardstick that slows down with the
+machine as we do); target total <= 0.3 s. Bytecode is cached as a host caches it (see
+`bytecode_env`); `--no-bytecode-cache` measures a start that compiles every module. `--python` runs
+the probe under another interpreter (e.g. A1111's venv, gradio 3.41; ours has gradio 4.40 as Forge).
+
+`--webui DIR` starts a real WebUI (the launcher of tests/webui, UI mode, `--log-startup`) with this
+checkout and `bench/startup_probe` linked into its extensions, and prints the host's own start-up
+profiler figures for our script file: its import ("load scripts/fooocus.py"), its UI build (timed by
+the probe around the host's `create_script_ui`, both tabs) and its `app_started` callback.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,10 +40,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY_AT_START = ("transformers", "huggingface_hub")
+HEAVY_AT_START = ("transformers", "huggingface_hub", "safetensors", "tokenizers")
+PROBE_LINK = "zz-fooocus-startup-probe"  # sorts after the other extensions: loads after them
 
 PROBE = r"""
-import collections, functools, importlib.util, json, sys, time
+import collections, functools, importlib.util, json, os, sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
 import torch  # the host's own imports, done before extensions load
 start = time.perf_counter()
@@ -40,14 +53,28 @@ gradio_import = time.perf_counter() - start
 import fastapi
 import webui_fakes
 
+# Files opened from here on (not code, not the interpreter's or site-packages' own files), per phase.
+phase = ["setup"]
+opened = collections.defaultdict(list)
+skipped_roots = tuple(sorted({{sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(gr.__file__)}}))
+def audit(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.fsdecode(args[0])
+        code = path.endswith((".py", ".so")) or ".pyc" in os.path.basename(path)  # .pyc.<n>: bytecode being written
+        if not code and not path.startswith(skipped_roots):
+            opened[phase[0]].append(os.path.abspath(path))
+sys.addaudithook(audit)
+
 before = set(sys.modules)  # gradio itself imports huggingface_hub: only what we add counts
-fakes = webui_fakes.install({host!r})
+fakes = webui_fakes.install({host!r}, models_path={models_path!r})
 timings = {{}}
+phase[0] = "import"
 start = time.perf_counter()
 spec = importlib.util.spec_from_file_location("fooocus_script_startup", {script!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 timings["import"] = time.perf_counter() - start
+after_import = set(sys.modules)
 
 # The breakdown of the UI build: the parts below are timed inside it (they are part of "ui").
 parts = collections.Counter()
@@ -61,13 +88,17 @@ def timed(owner, name, label):
         finally:
             parts[label] += time.perf_counter() - began
     setattr(owner, name, wrapper)
-from lib_fooocus.webui import style_picker, ui as ui_module
-timed(module.CONTEXT, "style_library", "style library load")
-timed(module.CONTEXT, "expansion_status", "expansion status line")
+phase[0] = "setup"
+from lib_fooocus.webui import hooks, style_picker, ui as ui_module, ui_tools
+timed(module.CONTEXT, "style_library", "style library")
+timed(module.CONTEXT, "expansion_state", "expansion status")
 timed(style_picker, "build_style_picker", "style picker")
+timed(ui_tools, "build_defaults_row", "defaults row")
+timed(ui_tools, "build_import_group", "import group")
 timed(ui_module, "_build_schedule_plot", "schedule plot")
 timed(ui_module, "_build_refiner", "refiner row")
 
+phase[0] = "callbacks"
 start = time.perf_counter()
 for category in ("ui_settings", "before_ui"):
     for callback in fakes.script_callbacks.callbacks.get(category, []):
@@ -77,23 +108,46 @@ timings["callbacks"] = time.perf_counter() - start
 # The Blocks and the tab's own boxes are the host's (gradio 4 builds an app per Blocks, ~1 s here):
 # only the Script's own work inside them is timed.
 timings["ui"] = 0.0
+components = 0
 for is_img2img in (False, True):
     tab = "img2img" if is_img2img else "txt2img"
-    with gr.Blocks():
+    with gr.Blocks() as blocks:
+        phase[0] = "ui " + tab
         start = time.perf_counter()
         script = module.FooocusScript()
         script.is_img2img = is_img2img
         timings["ui"] += time.perf_counter() - start
+        phase[0] = "setup"
         prompt = gr.Textbox(elem_id=f"{{tab}}_prompt")
         seed = gr.Number(elem_id=f"{{tab}}_seed")
+        host_blocks = len(blocks.blocks)
+        phase[0] = "ui " + tab
         start = time.perf_counter()
         script.after_component(prompt, elem_id=f"{{tab}}_prompt")
         script.after_component(seed, elem_id=f"{{tab}}_seed")
         script.ui(is_img2img)
         timings["ui"] += time.perf_counter() - start
-heavy = sorted(name for name in {heavy!r} if name in sys.modules and name not in before)
-print("STARTUP-JSON:" + json.dumps({{"timings": timings, "heavy": heavy, "parts": dict(parts),
-                                     "gradio_import": gradio_import}}))
+        phase[0] = "setup"
+        components += len(blocks.blocks) - host_blocks
+
+phase[0] = "app_started"
+app = fastapi.FastAPI()
+start = time.perf_counter()
+for callback in fakes.script_callbacks.callbacks.get("app_started", []):
+    callback(None, app)
+timings["app_started"] = time.perf_counter() - start
+phase[0] = "done"
+status = module.CONTEXT.expansion_status()  # what the accordion showed (after the timed parts)
+
+added = set(sys.modules) - before
+heavy = sorted(name for name in {heavy!r} if name in added)
+ours = sorted(name for name in added if name.split(".")[0] == "lib_fooocus")
+ours_at_import = sorted(name for name in after_import - before if name.split(".")[0] == "lib_fooocus")
+print("STARTUP-JSON:" + json.dumps({{
+    "timings": timings, "heavy": heavy, "parts": dict(parts), "gradio_import": gradio_import,
+    "gradio_version": gr.__version__, "python": sys.executable, "components": components,
+    "modules": ours, "modules_at_import": ours_at_import, "expansion_status": status, "opened": {{k: v for k, v in opened.items() if k != "setup"}},
+}}))
 """
 
 
@@ -109,53 +163,134 @@ def bytecode_env(enabled: bool) -> dict[str, str]:
     return env
 
 
-def measure_once(host: str, bytecode_cache: bool = False) -> dict:
-    code = PROBE.format(repo=str(REPO), tests=str(REPO / "tests"), host=host,
+def measure_once(host: str, bytecode_cache: bool = False, python: str | None = None,
+                 models_path: str = "/tmp/fooocus-test-models") -> dict:
+    """One fresh interpreter's start-up (see PROBE); `models_path` is the fake host's models folder
+    (the expansion folder is `<models_path>/prompt_expansion/fooocus_expansion`)."""
+    code = PROBE.format(repo=str(REPO), tests=str(REPO / "tests"), host=host, models_path=models_path,
                         script=str(REPO / "scripts" / "fooocus.py"), heavy=HEAVY_AT_START)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=900,
-                          check=False, env=bytecode_env(bytecode_cache))
+    done = subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          timeout=900, check=False, env=bytecode_env(bytecode_cache))
     if done.returncode != 0 or "STARTUP-JSON:" not in done.stdout:
         raise RuntimeError(done.stderr[-4000:])
     return json.loads(done.stdout.split("STARTUP-JSON:", 1)[1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="a1111-1.10", choices=("a1111-1.6", "a1111-1.10", "forge-main"))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print one run's raw result as JSON")
-    parser.add_argument("--no-bytecode-cache", action="store_true",
-                        help="compile every module from source in every run (a first start; or any start "
-                             "with PYTHONDONTWRITEBYTECODE set)")
-    args = parser.parse_args()
-    cache = not args.no_bytecode_cache
-    if args.json:
-        print(json.dumps(measure_once(args.host)))  # one run, as tests/test_startup.py uses it
-        return
-    if cache:
-        measure_once(args.host, bytecode_cache=True)  # writes the bytecode: the host's first start, not timed
-    load_before = os.getloadavg()
-    runs = [measure_once(args.host, bytecode_cache=cache) for _ in range(args.repeats)]
-    load_after = os.getloadavg()
-    parts = ("import", "callbacks", "ui")
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def print_fake_host(runs: list[dict], args: argparse.Namespace, loads: tuple[str, str], cache: bool) -> None:
+    parts = ("import", "callbacks", "ui", "app_started")
     medians = {part: statistics.median(run["timings"][part] for run in runs) for part in parts}
     totals = [sum(run["timings"].values()) for run in runs]
     total = statistics.median(totals)
     gradio = statistics.median(run["gradio_import"] for run in runs)
     ratio = statistics.median(t / run["gradio_import"] for t, run in zip(totals, runs))
     bytecode = "bytecode cached (every start after the first)" if cache else "compiled from source every run"
-    print(f"host {args.host} (fake modules), {args.repeats} fresh interpreters, {bytecode}; load average "
-          f"(1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, {os.cpu_count()} CPUs; medians:")
+    first = runs[0]
+    print(f"host {args.host} (fake modules), gradio {first['gradio_version']} ({first['python']}), "
+          f"{args.repeats} fresh interpreters, {bytecode}; load average (1/5/15 min) before {loads[0]}, "
+          f"after {loads[1]}, {os.cpu_count()} CPUs; medians:")
     for part in parts:
         print(f"  {part:24s} {medians[part] * 1000:8.1f} ms")
-    names = sorted({name for run in runs for name in run["parts"]})
-    for name in names:
-        print(f"    of which {name:15s} {statistics.median(run['parts'].get(name, 0.0) for run in runs) * 1000:8.1f} ms")
+        if part == "ui":
+            print(f"    ({first['components']} gradio blocks of ours in the two tabs; the parts below are inside it)")
+            names = sorted({name for run in runs for name in run["parts"]})
+            for name in names:
+                value = statistics.median(run["parts"].get(name, 0.0) for run in runs)
+                print(f"    of which {name:17s} {value * 1000:8.1f} ms")
     print(f"  {'total':24s} {total * 1000:8.1f} ms  (target <= 300 ms: {'met' if total <= 0.3 else 'NOT met'})")
     print(f"  yardstick: import gradio {gradio * 1000:8.1f} ms in the same interpreters; "
           f"total / import gradio = {ratio:.3f} (median of per-run ratios)")
     heavy = sorted({name for run in runs for name in run["heavy"]})
     print(f"imported at start among {', '.join(HEAVY_AT_START)}: {', '.join(heavy) or 'none'}")
+    print(f"our modules imported: {len(first['modules_at_import'])} by the script's import, "
+          f"{len(first['modules'])} by the end of start-up")
+    opened = {phase: len(paths) for phase, paths in first["opened"].items()}
+    print(f"files opened per phase (besides code): {opened or 'none'}")
+
+
+STARTUP_PROBE_LINE = re.compile(r"startup-probe: (\S+) load ([\d.]+) ui ([\d.]+) app_started ([\d.]+)")
+STARTUP_TIME_LINE = re.compile(r"Startup time: ([\d.]+)s")
+
+
+def measure_webui(log_path: Path) -> dict:
+    """One start of a real WebUI with the probe linked; the probe's lines and the host's total."""
+    sys.path.insert(0, str(REPO / "tests" / "webui"))
+    from webui_host import running_webui
+
+    webui = Path(os.environ["SD_WEBUI_DIR"]).resolve()
+    link = webui / "extensions" / PROBE_LINK
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(REPO / "bench" / "startup_probe", target_is_directory=True)
+    try:
+        with running_webui(ui=True, log_path=log_path, extra_args=["--log-startup"]):
+            pass
+    finally:
+        link.unlink()
+    text = log_path.read_text(errors="replace")
+    scripts = {m[1]: {"load": float(m[2]), "ui": float(m[3]), "app_started": float(m[4])}
+               for m in STARTUP_PROBE_LINE.finditer(text)}
+    total = STARTUP_TIME_LINE.search(text)
+    create_ui = re.search(r"startup-probe: create ui ([\d.]+)", text)
+    return {"scripts": scripts, "total": float(total[1]) if total else None,
+            "create_ui": float(create_ui[1]) if create_ui else None}
+
+
+def print_webui(runs: list[dict], args: argparse.Namespace, loads: tuple[str, str]) -> None:
+    print(f"real WebUI {os.environ['SD_WEBUI_DIR']} ({os.environ.get('SD_WEBUI_PYTHON', '')}), {len(runs)} start(s) "
+          f"with --log-startup; load average (1/5/15 min) before {loads[0]}, after {loads[1]}; median seconds "
+          "from the host's start-up profiler (load, app_started) and the probe (ui, both tabs):")
+    mine = [run["scripts"].get("fooocus.py", {}) for run in runs]
+    for part in ("load", "ui", "app_started"):
+        print(f"  fooocus.py {part:12s} {statistics.median(m.get(part, float('nan')) for m in mine):7.3f} s")
+    ours = [sum(m.values()) for m in mine]
+    print(f"  fooocus.py {'sum':12s} {statistics.median(ours):7.3f} s  (target <= 0.3 s)")
+    others = [sum(sum(v.values()) for name, v in run["scripts"].items() if name != "fooocus.py") for run in runs]
+    print(f"  every other script file together {statistics.median(others):7.3f} s (load + ui + app_started)")
+    create_ui = [run["create_ui"] for run in runs if run["create_ui"] is not None]
+    totals = [run["total"] for run in runs if run["total"] is not None]
+    if create_ui and totals:
+        print(f"  host's 'create ui' {statistics.median(create_ui):7.3f} s, 'Startup time' {statistics.median(totals):7.3f} s; "
+              f"ours / Startup time = {statistics.median(o / t for o, t in zip(ours, totals)):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="a1111-1.10", choices=("a1111-1.6", "a1111-1.10", "forge-main"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--python", help="interpreter for the probe (default: this one), e.g. a host's venv python")
+    parser.add_argument("--json", action="store_true", help="print one run's raw result as JSON")
+    parser.add_argument("--models-path", default="/tmp/fooocus-test-models", help="the fake host's models folder")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="compile every module from source in every run (a first start; or any start "
+                             "with PYTHONDONTWRITEBYTECODE set)")
+    parser.add_argument("--webui", help="measure a real WebUI in this folder instead (sets SD_WEBUI_DIR)")
+    parser.add_argument("--webui-python", help="its interpreter (sets SD_WEBUI_PYTHON)")
+    parser.add_argument("--webui-repeats", type=int, default=1)
+    args = parser.parse_args()
+    cache = not args.no_bytecode_cache
+    if args.json:  # one run, as tests/test_startup.py uses it
+        print(json.dumps(measure_once(args.host, python=args.python, models_path=args.models_path)))
+        return
+    if args.webui:
+        os.environ["SD_WEBUI_DIR"] = args.webui
+        if args.webui_python:
+            os.environ["SD_WEBUI_PYTHON"] = args.webui_python
+        load_before = load_average()
+        with tempfile.TemporaryDirectory(prefix="fooocus-startup-") as folder:
+            runs = [measure_webui(Path(folder) / f"webui-{i}.log") for i in range(args.webui_repeats)]
+        print_webui(runs, args, (load_before, load_average()))
+        return
+    if cache:  # writes the bytecode: the host's first start, not timed
+        measure_once(args.host, bytecode_cache=True, python=args.python, models_path=args.models_path)
+    load_before = load_average()
+    runs = [measure_once(args.host, bytecode_cache=cache, python=args.python, models_path=args.models_path)
+            for _ in range(args.repeats)]
+    print_fake_host(runs, args, (load_before, load_average()), cache)
 
 
 if __name__ == "__main__":
