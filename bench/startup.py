@@ -41,7 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY_AT_START = ("transformers", "huggingface_hub", "safetensors", "tokenizers")
-PROBE_LINK = "zz-fooocus-startup-probe"  # sorts after the other extensions: loads after them
+PROBE_LINK = "aa-fooocus-startup-probe"  # sorts before the other extensions: loads before them
 
 PROBE = r"""
 import collections, functools, importlib.util, json, os, sys, time
@@ -212,13 +212,15 @@ def print_fake_host(runs: list[dict], args: argparse.Namespace, loads: tuple[str
     print(f"files opened per phase (besides code): {opened or 'none'}")
 
 
-STARTUP_PROBE_LINE = re.compile(r"startup-probe: (\S+) load ([\d.]+) ui ([\d.]+)")
-APP_STARTED_LINE = re.compile(r"startup-probe: app_started ([\d.]+) (.+)")
+PROBE_LINE = re.compile(r"^startup-probe: (load|ui|app_started) ([\d.]+) ([\d.]+) (.+)$", re.MULTILINE)
+HOST_LOAD_LINE = re.compile(r"^\s+fooocus\.py: done in ([\d.]+)s", re.MULTILINE)  # --log-startup, "load scripts"
 STARTUP_TIME_LINE = re.compile(r"Startup time: ([\d.]+)s")
+PARTS = ("load", "ui", "app_started")
 
 
 def measure_webui(log_path: Path) -> dict:
-    """One start of a real WebUI with the probe linked; the probe's lines and the host's total."""
+    """One start of a real WebUI with the probe linked: per part, (wall, CPU) seconds of ours and of
+    every other script file together; the host's own line for our file's import; its total."""
     sys.path.insert(0, str(REPO / "tests" / "webui"))
     from webui_host import running_webui
 
@@ -233,38 +235,38 @@ def measure_webui(log_path: Path) -> dict:
     finally:
         link.unlink()
     text = log_path.read_text(errors="replace")
-    scripts = {m[1]: {"load": float(m[2]), "ui": float(m[3])} for m in STARTUP_PROBE_LINE.finditer(text)}
-    ours = str(Path(os.environ["SD_WEBUI_DIR"]).resolve() / "extensions" / "sd-webui-fooocus")
-    for seconds, path in APP_STARTED_LINE.findall(text):
-        # Our callbacks are registered from lib_fooocus/webui/hooks.py: counted as fooocus.py's.
-        name = "fooocus.py" if path.strip().startswith((str(REPO), ours)) else Path(path.strip()).name
-        scripts.setdefault(name, {"load": 0.0, "ui": 0.0})
-        scripts[name]["app_started"] = scripts[name].get("app_started", 0.0) + float(seconds)
+    ours = {part: [0.0, 0.0] for part in PARTS}
+    others = {part: [0.0, 0.0] for part in PARTS}
+    for part, wall, cpu, path in PROBE_LINE.findall(text):
+        # Ours: the script file and the callbacks lib_fooocus/webui/hooks.py registers.
+        mine = Path(path.strip()).resolve().is_relative_to(REPO)
+        target = (ours if mine else others)[part]
+        target[0] += float(wall)
+        target[1] += float(cpu)
+    host_load = HOST_LOAD_LINE.search(text)
     total = STARTUP_TIME_LINE.search(text)
-    create_ui = re.search(r"startup-probe: create ui ([\d.]+)", text)
-    return {"scripts": scripts, "total": float(total[1]) if total else None, "log": str(log_path),
-            "create_ui": float(create_ui[1]) if create_ui else None}
+    return {"ours": ours, "others": others, "host_load": float(host_load[1]) if host_load else None,
+            "total": float(total[1]) if total else None, "log": str(log_path)}
 
 
-def print_webui(runs: list[dict], args: argparse.Namespace, loads: tuple[str, str]) -> None:
+def print_webui(runs: list[dict], loads: tuple[str, str]) -> None:
     print(f"real WebUI {os.environ['SD_WEBUI_DIR']} ({os.environ.get('SD_WEBUI_PYTHON', '')}), {len(runs)} start(s) "
-          f"with --log-startup; load average (1/5/15 min) before {loads[0]}, after {loads[1]}; median seconds "
-          "from the host's start-up profiler (load, app_started) and the probe (ui, both tabs):")
-    mine = [run["scripts"].get("fooocus.py", {}) for run in runs]
-    for number, (run, figures) in enumerate(zip(runs, mine), 1):
+          f"with --log-startup; load average (1/5/15 min) before {loads[0]}, after {loads[1]}. Seconds, wall-clock "
+          "/ CPU time of the thread doing it (bench/startup_probe), and the host's own 'load scripts' line:")
+    for number, run in enumerate(runs, 1):
+        parts = ", ".join(f"{part} {run['ours'][part][0]:.3f}/{run['ours'][part][1]:.3f}" for part in PARTS)
+        wall = sum(run["ours"][part][0] for part in PARTS)
+        cpu = sum(run["ours"][part][1] for part in PARTS)
+        others = sum(run["others"][part][1] for part in PARTS)
+        print(f"  start {number}: ours {parts}; sum {wall:.3f}/{cpu:.3f} (target <= 0.3); host's line "
+              f"'fooocus.py: done in {run['host_load']}s'; every other script file's CPU {others:.3f}; "
+              f"Startup time {run['total']} s ({run['log']})")
+    later = runs[1:] or runs  # the first start after a change compiles our modules
+    for kind, index in (("wall", 0), ("CPU", 1)):
+        figures = {part: statistics.median(run["ours"][part][index] for run in later) for part in PARTS}
         listed = ", ".join(f"{part} {value:.3f}" for part, value in figures.items())
-        print(f"  start {number}: fooocus.py {listed}; Startup time {run['total']} s ({run['log']})")
-    for part in ("load", "ui", "app_started"):
-        print(f"  fooocus.py {part:12s} {statistics.median(m.get(part, float('nan')) for m in mine):7.3f} s")
-    ours = [sum(m.values()) for m in mine]
-    print(f"  fooocus.py {'sum':12s} {statistics.median(ours):7.3f} s  (target <= 0.3 s)")
-    others = [sum(sum(v.values()) for name, v in run["scripts"].items() if name != "fooocus.py") for run in runs]
-    print(f"  every other script file together {statistics.median(others):7.3f} s (load + ui + app_started)")
-    create_ui = [run["create_ui"] for run in runs if run["create_ui"] is not None]
-    totals = [run["total"] for run in runs if run["total"] is not None]
-    if create_ui and totals:
-        print(f"  host's 'create ui' {statistics.median(create_ui):7.3f} s, 'Startup time' {statistics.median(totals):7.3f} s; "
-              f"ours / Startup time = {statistics.median(o / t for o, t in zip(ours, totals)):.4f}")
+        print(f"  ours, {kind}, median of starts {2 if len(runs) > 1 else 1}-{len(runs)}: {listed}; "
+              f"sum {sum(figures.values()):.3f} s")
 
 
 def main() -> None:
@@ -294,7 +296,7 @@ def main() -> None:
         load_before = load_average()
         folder = Path(tempfile.mkdtemp(prefix="fooocus-startup-"))  # the logs are kept: the host's own lines
         runs = [measure_webui(folder / f"webui-{i + 1}.log") for i in range(args.webui_repeats)]
-        print_webui(runs, args, (load_before, load_average()))
+        print_webui(runs, (load_before, load_average()))
         return
     if cache:  # writes the bytecode: the host's first start, not timed
         measure_once(args.host, bytecode_cache=True, python=args.python, models_path=args.models_path)
