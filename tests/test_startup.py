@@ -71,3 +71,47 @@ def test_start_up_reads_nothing_in_the_expansion_folder(start_up):
     assert "not loaded yet" in start_up["expansion_status"]
     opened = [path for paths in start_up["opened"].values() for path in paths]
     assert [path for path in opened if path.startswith(start_up["expansion_dir"])] == []
+
+
+@pytest.mark.parametrize("host", ["a1111-1.6", "forge-main"])
+def test_callbacks_are_registered_from_a_stack_without_the_script_loading_frames(host, monkeypatch):
+    """The hosts' `add_callback` walks the registering thread's stack with `inspect.stack()`, which
+    costs a scan of all modules per frame no module owns (the script file, importlib's frames):
+    ~25 ms per callback on a real A1111. The four registrations run where the script's loading
+    frames are not on the stack, in the same order as before, and an error in them still reaches
+    the loader."""
+    import importlib.util
+    import inspect
+
+    import webui_fakes
+
+    fakes = webui_fakes.install(host, monkeypatch.setitem)
+    registered = []
+
+    def recording(category):
+        original = getattr(fakes.script_callbacks, f"on_{category}")
+
+        def register(callback, **kwargs):
+            original(callback, **kwargs)  # A1111 1.6 refuses `name=`: recorded once it is accepted
+            registered.append((category, {frame.filename for frame in inspect.stack()}))
+
+        return register
+
+    for category in ("ui_settings", "app_started", "infotext_pasted", "before_ui"):
+        monkeypatch.setattr(fakes.script_callbacks, f"on_{category}", recording(category))
+    spec = importlib.util.spec_from_file_location("fooocus_script_registering", REPO / "scripts" / "fooocus.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+    assert [category for category, _ in registered] == ["ui_settings", "app_started", "infotext_pasted", "before_ui"]
+    for _category, stack in registered:
+        assert str(REPO / "scripts" / "fooocus.py") not in stack
+        assert not any(name.startswith("<frozen importlib") for name in stack)
+        # Only the thread's own frames, ours (attributed to the extension's file) and the recorder here.
+        assert {Path(name).name for name in stack} == {"threading.py", "hooks.py", Path(__file__).name}
+
+    def failing(callback, **kwargs):
+        raise RuntimeError("the host refused the callback")
+
+    monkeypatch.setattr(fakes.script_callbacks, "on_ui_settings", failing)
+    with pytest.raises(RuntimeError, match="refused"):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
