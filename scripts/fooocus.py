@@ -5,13 +5,13 @@ and styles for A1111 (1.6-1.10) and Forge. Only the Script class lives here; the
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import modules.scripts as scripts
 from modules import script_callbacks
 
 from lib_fooocus.webui import hooks
 from lib_fooocus.webui.context import FooocusContext
-from lib_fooocus.webui.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,23 @@ class FooocusScript(scripts.Script):
     def __init__(self):
         super().__init__()
         self.context = CONTEXT
-        self.runtime = Runtime(self.context)
+        self._runtime: Any = None
         self.seen_components: dict[tuple[str, str], object] = {}
+
+    @property
+    def runtime(self) -> Any:
+        """What the generation hooks below do (`lib_fooocus.webui.runtime.Runtime`), made at the first
+        generation: its modules are not imported at WebUI start-up. The host runs one generation at
+        a time, so two are never made at once."""
+        if self._runtime is None:
+            from lib_fooocus.webui.runtime import Runtime
+
+            self._runtime = Runtime(self.context)
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, runtime: Any) -> None:
+        self._runtime = runtime
 
     def title(self):
         return "Fooocus"

@@ -21,10 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib_fooocus.downloads import Transfer
-from lib_fooocus.expansion.engine import FooocusExpansion
 from lib_fooocus.expansion.files import (
     ExpansionSource,
     ExpansionUnavailableError,
@@ -33,9 +32,18 @@ from lib_fooocus.expansion.files import (
     missing_files,
 )
 
+if TYPE_CHECKING:  # the engine (and its decoder) is imported by the first load, not at WebUI start-up
+    from lib_fooocus.expansion.engine import FooocusExpansion
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 600.0
+
+
+def _default_engine_factory(*args: Any, **kwargs: Any) -> FooocusExpansion:
+    from lib_fooocus.expansion.engine import FooocusExpansion
+
+    return FooocusExpansion(*args, **kwargs)
 
 
 class ExpansionBusyError(ExpansionUnavailableError):
@@ -106,7 +114,7 @@ class ExpansionService:
         self._failure: tuple[BaseException, float] | None = None  # a failed download and when
         self._last_error: BaseException | None = None  # why the last load failed otherwise (for the status)
         self._lock = threading.Lock()
-        self._engine_factory = engine_factory or FooocusExpansion
+        self._engine_factory = engine_factory or _default_engine_factory
 
     @property
     def loaded(self) -> bool:

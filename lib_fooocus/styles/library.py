@@ -246,13 +246,17 @@ class StyleLibrary:
         except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
             self._warn(f"style file {path}: cannot be read ({exc}); its styles are skipped")
             return
+        previews = preview_root / PREVIEW_FOLDER
+        # One look at the folder instead of one per style when it is absent (our bundled styles have
+        # none): this runs when the WebUI builds its UI.
+        may_have_previews = previews.is_dir()
         for index, entry in enumerate(entries):
             style, problem = _style_from_entry(entry, path)
             if problem:
                 self._warn(f"style file {path}, entry {index + 1}{_entry_label(entry)}: {problem}; entry skipped")
                 continue
-            preview = preview_root / PREVIEW_FOLDER / f"{preview_key(style.name)}.jpg"
-            if preview.is_file():
+            preview = previews / f"{preview_key(style.name)}.jpg" if may_have_previews else None
+            if preview is not None and preview.is_file():
                 style = Style(style.name, style.prompt, style.negative_prompt, style.source, str(preview))
             self._add(style)
 

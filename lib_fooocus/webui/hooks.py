@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lib_fooocus.webui import settings
@@ -129,10 +130,39 @@ def register_callbacks(script_callbacks: Any, scripts_module: Any, context: Fooo
         except Exception:
             log.exception("Fooocus: X/Y/Z axes not added")
 
-    _register(script_callbacks.on_ui_settings, on_ui_settings, "fooocus_settings")
     def on_app_started_with_context(demo: Any, app: Any) -> None:
         on_app_started(demo, app, context)
 
-    _register(script_callbacks.on_app_started, on_app_started_with_context, "fooocus_app")
-    _register(script_callbacks.on_infotext_pasted, restore_prompts_on_paste, "fooocus_paste")
-    _register(script_callbacks.on_before_ui, on_before_ui, "fooocus_xyz")
+    def register_all() -> None:
+        _register(script_callbacks.on_ui_settings, on_ui_settings, "fooocus_settings")
+        _register(script_callbacks.on_app_started, on_app_started_with_context, "fooocus_app")
+        _register(script_callbacks.on_infotext_pasted, restore_prompts_on_paste, "fooocus_paste")
+        _register(script_callbacks.on_before_ui, on_before_ui, "fooocus_xyz")
+
+    in_own_thread(register_all)
+
+
+def in_own_thread(work: Callable[[], None]) -> None:
+    """Run `work` in a short-lived thread and wait for it; its error is raised here.
+
+    Why, for the callback registrations: the hosts' `script_callbacks.add_callback` finds the file
+    that registers a callback with `inspect.stack()`, which looks up the module of every frame of the
+    calling thread. While the WebUI loads a script, that stack holds frames no module owns (the
+    script file, importlib's frozen frames), and each one makes `inspect.getmodule` scan all of
+    `sys.modules` (thousands of modules in a WebUI) again: ~25 ms per registration on A1111, 0.1 s
+    for our four, nearly all of the script's load time (`bench/startup.py --webui`). A new thread's
+    stack holds only frames of modules inspect has cached. The registrations, their order and the
+    file they are attributed to (this module) stay the same."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the caller, as if it had run there
+            errors.append(error)
+
+    thread = threading.Thread(target=run, name="fooocus-register-callbacks", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]

@@ -7,6 +7,9 @@ instead of waiting; the flag that says so is flipped under a lock that is never 
 downloads or any file I/O. After an import the style library is read again (the caller's
 `reload_library`), so the picker, the REST routes, generation and the X/Y/Z choices see the new
 styles.
+
+`lib_fooocus.styles.importer` (downloads, thread pool) is imported by the first import, not when the
+accordion is built at WebUI start-up.
 """
 
 from __future__ import annotations
@@ -16,14 +19,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from lib_fooocus.styles.importer import (
-    FOOOCUS_STYLE_SHA256,
-    import_a1111_csv,
-    import_fooocus_styles,
-    preview_hashes,
-    resolve_base_url,
-)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +67,7 @@ class StyleImports:
         self._user_dir = user_dir
         self._base_url = base_url
         self._timeout = timeout
-        self._style_files = dict(FOOOCUS_STYLE_SHA256 if style_files is None else style_files)  # name -> sha256
+        self._given_style_files = None if style_files is None else dict(style_files)  # None: the pinned table
         self._preview_files = preview_files  # None: the pinned table
         self._flag_lock = threading.Lock()
         self._busy = False
@@ -92,6 +87,15 @@ class StyleImports:
 
     def _destination(self) -> Path | None:
         return self._user_dir() if self._user_dir is not None else None
+
+    @property
+    def _style_files(self) -> dict[str, str]:
+        """Fooocus's style files to fetch, name -> sha256."""
+        if self._given_style_files is not None:
+            return self._given_style_files
+        from lib_fooocus.styles.importer import FOOOCUS_STYLE_SHA256
+
+        return dict(FOOOCUS_STYLE_SHA256)
 
     def _current_library(self) -> Any:
         try:
@@ -119,6 +123,8 @@ class StyleImports:
             self._release()
 
     def _import_fooocus(self, report: Report) -> str:
+        from lib_fooocus.styles.importer import import_fooocus_styles, preview_hashes, resolve_base_url
+
         before = self._library_size()
         previews = preview_hashes() if self._preview_files is None else dict(self._preview_files)
         total = len(self._style_files) + len(previews)
@@ -169,6 +175,8 @@ class StyleImports:
             self._release()
 
     def _import_csv(self, path_text: str, host_files: Sequence[str | Path]) -> str:
+        from lib_fooocus.styles.importer import import_a1111_csv
+
         if path_text:
             sources = [Path(path_text).expanduser()]
         else:
