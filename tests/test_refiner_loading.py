@@ -118,6 +118,30 @@ def test_the_copy_forgets_the_bases_lora_state(tmp_path, fresh_cache) -> None:
     assert conv.network_layer_name == "input_blocks_0_0"  # the base keeps its own
 
 
+def test_the_copy_gets_none_of_the_hooks_on_the_bases_modules(tmp_path, fresh_cache) -> None:
+    """Hooks a host or extension put on the base (for its own generation) are not carried into the
+    cached refiner, where they would run in every later generation; the base keeps them."""
+    save_checkpoint(tmp_path / "second.safetensors", TinyUNet())
+    state, base = make_state(tmp_path, "second.safetensors")
+    calls: list[str] = []
+
+    def pre_hook(module, args, kwargs):
+        calls.append("pre")
+
+    base.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    base.input_blocks[0][0].register_forward_hook(lambda module, args, output: calls.append("post"))
+    swap = refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None)
+    x = torch.randn(1, 4, 8, 8)
+    swap.unet.input_blocks[0][0](x)
+    with pytest.raises(NotImplementedError):
+        swap.unet(x)  # TinyUNet has no forward: its pre-hooks run first, then torch raises
+    assert calls == []
+    base.input_blocks[0][0](x)
+    with pytest.raises(NotImplementedError):
+        base(x)
+    assert calls == ["post", "pre"]
+
+
 def _refused(state, caplog) -> str:
     note = state.p.extra_generation_params.get("Fooocus note", "")
     assert note.startswith("refiner off: ")

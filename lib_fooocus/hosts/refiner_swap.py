@@ -347,14 +347,28 @@ def _materialize(unet: Any, dtype: torch.dtype) -> Any:
     return unet.to(dtype=dtype).to_empty(device="cpu")
 
 
+# The per-module dicts of forward/backward hooks (torch ≥ 2.0 names; missing ones are skipped).
+HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
+              "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks")
+
+
 def _empty_copy(base_unet: Any, dtype: torch.dtype) -> Any:
     """A copy of the base UNet's module tree whose parameters are new, uninitialised CPU tensors of
-    `dtype` (to be filled from the file; the base's weights are never copied). Buffers are copied."""
+    `dtype` (to be filled from the file; the base's weights are never copied). Buffers are copied.
+    The copy gets no forward/backward hooks: whatever a host or extension hooked onto the base at the
+    time of the copy (for its generation, with handles that only reach the base's dicts) would
+    otherwise run on the cached refiner in every later generation, and a hook's objects would be
+    deep-copied with it."""
     memo: dict[int, Any] = {}
     for tensor in base_unet.parameters():
         memo[id(tensor)] = torch.nn.Parameter(torch.empty(tensor.shape, dtype=dtype, device="cpu"), requires_grad=False)
     for tensor in base_unet.buffers():
         memo[id(tensor)] = tensor.detach().to("cpu", copy=True)
+    for module in base_unet.modules():
+        for name in HOOK_DICTS:
+            hooks = vars(module).get(name)
+            if hooks is not None:
+                memo[id(hooks)] = type(hooks)()
     unet = copy.deepcopy(base_unet, memo)
     forget_network_state(unet)
     return unet
