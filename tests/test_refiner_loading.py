@@ -142,6 +142,41 @@ def test_the_copy_gets_none_of_the_hooks_on_the_bases_modules(tmp_path, fresh_ca
     assert calls == ["post", "pre"]
 
 
+class ForwardUNet(TinyUNet):
+    def forward(self, x):
+        return self.input_blocks[0][0](x)
+
+
+def test_the_copy_gets_none_of_the_bases_method_overrides(tmp_path, fresh_cache) -> None:
+    """sd-webui-controlnet replaces the base UNet's `forward` on the instance for its generation (and
+    restores it on the base only): a refiner copied meanwhile runs its class's own forward, and the
+    replacement's objects are not deep-copied."""
+    save_checkpoint(tmp_path / "second.safetensors", ForwardUNet())
+    state, _ = make_state(tmp_path, "second.safetensors")
+    base = ForwardUNet()
+    state.p.sd_model.model.diffusion_model = base
+
+    class ControlHook:
+        copies = 0
+
+        def __deepcopy__(self, memo):
+            ControlHook.copies += 1
+            return ControlHook()
+
+        def forward(self, x):
+            return torch.zeros(1)
+
+    hook = ControlHook()
+    base.forward = hook.forward
+    base.input_blocks[0][0].forward = lambda x: torch.ones(1)
+    swap = refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None)
+    x = torch.randn(1, 4, 8, 8)
+    assert "forward" not in vars(swap.unet) and "forward" not in vars(swap.unet.input_blocks[0][0])
+    assert swap.unet(x).shape == (1, 8, 8, 8)  # the class's forward and Conv2d's own
+    assert ControlHook.copies == 0
+    assert base(x).shape == (1,)  # the base keeps what was put on it
+
+
 def _refused(state, caplog) -> str:
     note = state.p.extra_generation_params.get("Fooocus note", "")
     assert note.startswith("refiner off: ")
