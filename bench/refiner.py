@@ -35,7 +35,9 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -115,22 +117,54 @@ def request_bodies(refiner: str) -> dict[str, dict]:
 def on_host(url: str, refiner: str, rounds: int = 3, candidates: tuple[str, ...] = DEFAULT_CANDIDATES) -> None:
     every = request_bodies(refiner)
     bodies = {name: every[name] for name in CANDIDATES if name == "plain" or name in candidates}
+    cpu_of_host = host_cpu_clock(url)
     times: dict[str, list[float]] = {name: [] for name in bodies}
+    cpu: dict[str, list[float]] = {name: [] for name in bodies}
     for body in bodies.values():
         post(url, body)  # 1st requests (loads, warm-up)
     for _ in range(rounds):  # interleaved, so machine noise hits every candidate alike
         for name, body in bodies.items():
             post(url, body)  # the request before it is one of its kind: the timed one is a "2nd request"
+            before = cpu_of_host() if cpu_of_host else 0.0
             times[name].append(post(url, body)[0])
-    plain = statistics.median(times["plain"])
+            cpu[name].append(cpu_of_host() - before if cpu_of_host else 0.0)
     print(f"2nd request on {url} (6 steps, 256², DPM++ 2M, switch 0.5, refiner {refiner}; each timed request "
           f"follows one of its kind), median of {rounds} interleaved rounds:")
-    for name, values in times.items():
-        seconds = statistics.median(values)
-        print(f"  {LABELS[name]:<13} {seconds:7.2f} s  ({seconds / plain:.2f}x plain)  {[round(v, 1) for v in values]}")
-    if "fooocus" in times and "ours" in times:
-        ratio = statistics.median(times["ours"]) / statistics.median(times["fooocus"])
+    print_ratios("wall time", times)
+    if cpu_of_host:
+        print_ratios("the host process's CPU time (all its threads; steadier than wall time on a shared machine)", cpu)
+
+
+def print_ratios(what: str, values: dict[str, list[float]]) -> None:
+    plain = statistics.median(values["plain"])
+    print(f" {what}:")
+    for name, seconds in values.items():
+        median = statistics.median(seconds)
+        print(f"  {LABELS[name]:<13} {median:7.2f} s  ({median / plain:.2f}x plain)  {[round(v, 1) for v in seconds]}")
+    if "fooocus" in values and "ours" in values:
+        ratio = statistics.median(values["ours"]) / statistics.median(values["fooocus"])
         print(f"  the refiner alone (ours / Fooocus only): {ratio:.2f}x")
+
+
+def host_cpu_clock(url: str) -> Callable[[], float] | None:
+    """The CPU seconds (user + system, all threads) used so far by the WebUI process listening on the
+    URL's port, when it runs on this machine (Linux /proc); None otherwise."""
+    port = urllib.parse.urlsplit(url).port
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = stat.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"launch.py" in b" ".join(args) and f"{port}".encode() in args and b"--port" in args:
+            stat_file = stat.with_name("stat")
+
+            def clock(stat_file: Path = stat_file) -> float:
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+            return clock
+    return None
 
 
 def candidates_arg(text: str) -> tuple[str, ...]:
