@@ -12,6 +12,11 @@ In-process (always): a UNet-sized module (`--mb` of float32 weights, SDXL's UNet
 
 On a real host: 2nd-request wall times of a 6-step 256² txt2img, plain vs our refiner vs the host's own
 refiner (`refiner_checkpoint`), interleaved rounds, each timed request following one of its kind.
+"ours" differs from "plain" only by the extension (sampling tricks at their defaults + the refiner): its
+request pins `styles` to none and Fooocus V2 off, which the API's named form would otherwise take from
+the Settings defaults (the default styles lengthen the negative prompt past the positive's 77 tokens,
+and A1111 then runs cond and uncond as two UNet calls per step: the styles' cost, not the refiner's).
+The optional "fooocus" candidate is the same request without refiner (the tricks alone).
 - `SD_WEBUI_DIR=<webui> python bench/refiner.py --host-only` starts that WebUI here with this checkout
   linked in (same launcher and environment as tests/webui: SD_WEBUI_PYTHON, SD_WEBUI_CKPT,
   SD_WEBUI_ARGS, SD_WEBUI_PORT) and stops it afterwards;
@@ -30,7 +35,9 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -85,31 +92,79 @@ def post(url: str, body: dict) -> tuple[float, dict]:
     return time.perf_counter() - start, answer
 
 
-CANDIDATES = ("plain", "ours", "host")
+CANDIDATES = ("plain", "fooocus", "ours", "host")
+DEFAULT_CANDIDATES = ("plain", "ours", "host")
+LABELS = {"plain": "plain", "fooocus": "Fooocus only", "ours": "ours", "host": "host refiner"}
 
 
-def on_host(url: str, refiner: str, rounds: int = 3, candidates: tuple[str, ...] = CANDIDATES) -> None:
+def request_bodies(refiner: str) -> dict[str, dict]:
+    """The txt2img bodies of every candidate: the same prompt, size, sampler and seed. The extension's
+    args pin `styles` (none) and `expansion` (off): omitted, they would take the Settings defaults and
+    change the prompts, so the timing would no longer be the refiner's."""
     request = {"prompt": "a photo of a cat", "negative_prompt": "blurry", "steps": 6, "width": 256, "height": 256,
                "cfg_scale": 5, "sampler_name": "DPM++ 2M", "seed": 1234, "send_images": True}
-    ours = {**request, "alwayson_scripts": {"fooocus": {"args": [{"enabled": True, "refiner_checkpoint": refiner,
-                                                                   "refiner_switch": 0.5}]}}}
-    host = {**request, "refiner_checkpoint": refiner, "refiner_switch_at": 0.5}
-    every = {"plain": request, "ours": ours, "host": host}
+
+    def with_fooocus(**fields: object) -> dict:
+        args = {"enabled": True, "styles": [], "expansion": False, **fields}
+        return {**request, "alwayson_scripts": {"fooocus": {"args": [args]}}}
+
+    return {"plain": request,
+            "fooocus": with_fooocus(),
+            "ours": with_fooocus(refiner_checkpoint=refiner, refiner_switch=0.5),
+            "host": {**request, "refiner_checkpoint": refiner, "refiner_switch_at": 0.5}}
+
+
+def on_host(url: str, refiner: str, rounds: int = 3, candidates: tuple[str, ...] = DEFAULT_CANDIDATES) -> None:
+    every = request_bodies(refiner)
     bodies = {name: every[name] for name in CANDIDATES if name == "plain" or name in candidates}
+    cpu_of_host = host_cpu_clock(url)
     times: dict[str, list[float]] = {name: [] for name in bodies}
+    cpu: dict[str, list[float]] = {name: [] for name in bodies}
     for body in bodies.values():
         post(url, body)  # 1st requests (loads, warm-up)
     for _ in range(rounds):  # interleaved, so machine noise hits every candidate alike
         for name, body in bodies.items():
             post(url, body)  # the request before it is one of its kind: the timed one is a "2nd request"
+            before = cpu_of_host() if cpu_of_host else 0.0
             times[name].append(post(url, body)[0])
-    plain = statistics.median(times["plain"])
+            cpu[name].append(cpu_of_host() - before if cpu_of_host else 0.0)
     print(f"2nd request on {url} (6 steps, 256², DPM++ 2M, switch 0.5, refiner {refiner}; each timed request "
           f"follows one of its kind), median of {rounds} interleaved rounds:")
-    labels = {"plain": "plain", "ours": "ours", "host": "host refiner"}
-    for name, values in times.items():
-        seconds = statistics.median(values)
-        print(f"  {labels[name]:<13} {seconds:7.2f} s  ({seconds / plain:.2f}x plain)  {[round(v, 1) for v in values]}")
+    print_ratios("wall time", times)
+    if cpu_of_host:
+        print_ratios("the host process's CPU time (all its threads; steadier than wall time on a shared machine)", cpu)
+
+
+def print_ratios(what: str, values: dict[str, list[float]]) -> None:
+    plain = statistics.median(values["plain"])
+    print(f" {what}:")
+    for name, seconds in values.items():
+        median = statistics.median(seconds)
+        print(f"  {LABELS[name]:<13} {median:7.2f} s  ({median / plain:.2f}x plain)  {[round(v, 1) for v in seconds]}")
+    if "fooocus" in values and "ours" in values:
+        ratio = statistics.median(values["ours"]) / statistics.median(values["fooocus"])
+        print(f"  the refiner alone (ours / Fooocus only): {ratio:.2f}x")
+
+
+def host_cpu_clock(url: str) -> Callable[[], float] | None:
+    """The CPU seconds (user + system, all threads) used so far by the WebUI process listening on the
+    URL's port, when it runs on this machine (Linux /proc); None otherwise."""
+    port = urllib.parse.urlsplit(url).port
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = stat.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"launch.py" in b" ".join(args) and f"{port}".encode() in args and b"--port" in args:
+            stat_file = stat.with_name("stat")
+
+            def clock(stat_file: Path = stat_file) -> float:
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+            return clock
+    return None
 
 
 def candidates_arg(text: str) -> tuple[str, ...]:
@@ -127,8 +182,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds on the host")
-    parser.add_argument("--candidates", type=candidates_arg, default=CANDIDATES,
-                        help="comma list of plain,ours,host (plain is always measured)")
+    parser.add_argument("--candidates", type=candidates_arg, default=DEFAULT_CANDIDATES,
+                        help="comma list of plain,fooocus,ours,host (plain is always measured)")
     parser.add_argument("--host-only", action="store_true", help="skip the in-process part")
     args = parser.parse_args()
     if args.threads:

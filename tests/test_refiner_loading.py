@@ -118,6 +118,65 @@ def test_the_copy_forgets_the_bases_lora_state(tmp_path, fresh_cache) -> None:
     assert conv.network_layer_name == "input_blocks_0_0"  # the base keeps its own
 
 
+def test_the_copy_gets_none_of_the_hooks_on_the_bases_modules(tmp_path, fresh_cache) -> None:
+    """Hooks a host or extension put on the base (for its own generation) are not carried into the
+    cached refiner, where they would run in every later generation; the base keeps them."""
+    save_checkpoint(tmp_path / "second.safetensors", TinyUNet())
+    state, base = make_state(tmp_path, "second.safetensors")
+    calls: list[str] = []
+
+    def pre_hook(module, args, kwargs):
+        calls.append("pre")
+
+    base.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    base.input_blocks[0][0].register_forward_hook(lambda module, args, output: calls.append("post"))
+    swap = refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None)
+    x = torch.randn(1, 4, 8, 8)
+    swap.unet.input_blocks[0][0](x)
+    with pytest.raises(NotImplementedError):
+        swap.unet(x)  # TinyUNet has no forward: its pre-hooks run first, then torch raises
+    assert calls == []
+    base.input_blocks[0][0](x)
+    with pytest.raises(NotImplementedError):
+        base(x)
+    assert calls == ["post", "pre"]
+
+
+class ForwardUNet(TinyUNet):
+    def forward(self, x):
+        return self.input_blocks[0][0](x)
+
+
+def test_the_copy_gets_none_of_the_bases_method_overrides(tmp_path, fresh_cache) -> None:
+    """sd-webui-controlnet replaces the base UNet's `forward` on the instance for its generation (and
+    restores it on the base only): a refiner copied meanwhile runs its class's own forward, and the
+    replacement's objects are not deep-copied."""
+    save_checkpoint(tmp_path / "second.safetensors", ForwardUNet())
+    state, _ = make_state(tmp_path, "second.safetensors")
+    base = ForwardUNet()
+    state.p.sd_model.model.diffusion_model = base
+
+    class ControlHook:
+        copies = 0
+
+        def __deepcopy__(self, memo):
+            ControlHook.copies += 1
+            return ControlHook()
+
+        def forward(self, x):
+            return torch.zeros(1)
+
+    hook = ControlHook()
+    base.forward = hook.forward
+    base.input_blocks[0][0].forward = lambda x: torch.ones(1)
+    swap = refiner_swap.prepare_refiner(state, resolve=resolver(tmp_path), construct=lambda base: None)
+    x = torch.randn(1, 4, 8, 8)
+    assert "forward" not in vars(swap.unet) and "forward" not in vars(swap.unet.input_blocks[0][0])
+    assert swap.unet(x).shape == (1, 8, 8, 8)  # the class's forward and Conv2d's own
+    assert ControlHook.copies == 0
+    assert base(x).shape == (1,)  # the base keeps what was put on it
+
+
 def _refused(state, caplog) -> str:
     note = state.p.extra_generation_params.get("Fooocus note", "")
     assert note.startswith("refiner off: ")

@@ -22,6 +22,7 @@ Host objects are read by duck typing; host modules are imported lazily in `host_
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 from dataclasses import dataclass, field
@@ -347,15 +348,45 @@ def _materialize(unet: Any, dtype: torch.dtype) -> Any:
     return unet.to(dtype=dtype).to_empty(device="cpu")
 
 
+# The per-module dicts of forward/backward hooks (torch ≥ 2.0 names; missing ones are skipped).
+HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
+              "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks")
+
+
+_NOT_COPIED = object()  # stands in, during the copy, for a base module's method override
+
+
+def method_overrides(module: Any) -> list[str]:
+    """Instance attributes that replace one of the module's class methods (e.g. sd-webui-controlnet's
+    `unet.forward = …` for its generation)."""
+    cls = type(module)
+    return [name for name, value in vars(module).items()
+            if callable(value) and not isinstance(value, torch.nn.Module) and inspect.isfunction(getattr(cls, name, None))]
+
+
 def _empty_copy(base_unet: Any, dtype: torch.dtype) -> Any:
     """A copy of the base UNet's module tree whose parameters are new, uninitialised CPU tensors of
-    `dtype` (to be filled from the file; the base's weights are never copied). Buffers are copied."""
+    `dtype` (to be filled from the file; the base's weights are never copied). Buffers are copied.
+    The copy gets none of the base's forward/backward hooks and instance-level method overrides:
+    what a host or extension put on the base when the copy is made is meant for that generation (its
+    handles and undo reach only the base), and on the cached refiner it would run in every later
+    generation; its objects are not deep-copied either."""
     memo: dict[int, Any] = {}
     for tensor in base_unet.parameters():
         memo[id(tensor)] = torch.nn.Parameter(torch.empty(tensor.shape, dtype=dtype, device="cpu"), requires_grad=False)
     for tensor in base_unet.buffers():
         memo[id(tensor)] = tensor.detach().to("cpu", copy=True)
+    for module in base_unet.modules():
+        for name in HOOK_DICTS:
+            hooks = vars(module).get(name)
+            if hooks is not None:
+                memo[id(hooks)] = type(hooks)()
+        for name in method_overrides(module):
+            memo[id(vars(module)[name])] = _NOT_COPIED
     unet = copy.deepcopy(base_unet, memo)
+    for module in unet.modules():
+        for name in [n for n, value in vars(module).items() if value is _NOT_COPIED]:
+            delattr(module, name)  # the class's own method again
     forget_network_state(unet)
     return unet
 
