@@ -3,6 +3,7 @@ from __future__ import annotations
 import kornia
 import pytest
 import torch
+from torch_threads import RecordThreads, torch_threads
 
 from lib_fooocus.guidance.cfg import adaptive_cfg, effective_cfg_scale, fooocus_cfg, is_cfg_one
 from lib_fooocus.params import FooocusParams
@@ -75,30 +76,16 @@ def test_fooocus_cfg_passes_the_filter_method_and_both_paths_agree(monkeypatch):
         torch.testing.assert_close(result, expected, atol=2e-5, rtol=2e-5)
 
 
-class _RecordThreads(torch.utils._python_dispatch.TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.threads = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.threads.add(torch.get_num_threads())
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize(("method", "threads"), [("auto", {1}), ("shift", {1}), ("batched", {2})])
 def test_fooocus_cfg_on_cpu_runs_on_one_thread_unless_batched(method, threads):
     x, x0_c, x0_u = tensors(8)
     params = FooocusParams(enabled=True, sharpness=2.0, adaptive_cfg=7.0)
     progress = torch.tensor([0.5, 1.0])
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with _RecordThreads() as recorded:
+    with torch_threads(2):
+        with RecordThreads() as recorded:
             fooocus_cfg(x, x0_c, x0_u, 1.0, 10.0, params, progress, method)
         assert recorded.threads == threads
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_fooocus_cfg_one_returns_positive_untouched():

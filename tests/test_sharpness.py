@@ -6,6 +6,7 @@ import kornia
 import numpy as np
 import pytest
 import torch
+from torch_threads import RecordThreads, torch_threads
 
 from lib_fooocus.guidance import sharpness
 from lib_fooocus.guidance.sharpness import (
@@ -132,35 +133,21 @@ def test_auto_chooses_batched_on_accelerators_and_shift_on_cpu(monkeypatch):
     assert calls == ["batched"]
 
 
-class _RecordThreads(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records torch's intra-op thread count at every operation."""
-
-    def __init__(self):
-        super().__init__()
-        self.threads = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.threads.add(torch.get_num_threads())
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.fixture
 def _two_torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(2):
+        yield
 
 
 @pytest.mark.usefixtures("_two_torch_threads")
 def test_cpu_shift_path_runs_on_one_thread_and_restores_the_count():
     gen = torch.Generator().manual_seed(6)
     x, guide = torch.randn(1, 4, 24, 20, generator=gen), torch.randn(1, 4, 24, 20, generator=gen)
-    with _RecordThreads() as shift_ops:
+    with RecordThreads() as shift_ops:
         shifted = joint_bilateral_filter(x, guide, method="auto")
     assert shift_ops.threads == {1}
     assert torch.get_num_threads() == 2
-    with _RecordThreads() as batched_ops:
+    with RecordThreads() as batched_ops:
         batched = joint_bilateral_filter(x, guide, method="batched")
     assert batched_ops.threads == {2}  # the batched path keeps torch's threads
     torch.testing.assert_close(shifted, batched, atol=1e-5, rtol=0)
