@@ -16,6 +16,14 @@ from typing import Any
 
 import pytest
 
+# The page functions the WebUI gives extensions' scripts, as the page tests stand them in (inside a
+# <script>): the app root is the document, and `onUiLoaded` callbacks are collected in `__loaded`
+# for the test page to run when it is ready.
+WEBUI_PAGE_FUNCTIONS = """  window.gradioApp = function () { return document; };
+  window.__loaded = [];
+  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
+"""
+
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (apt-get install chromium)")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from headless_chromium import needs_chromium, page_results
+from headless_chromium import WEBUI_PAGE_FUNCTIONS, needs_chromium, page_results
 
 from lib_fooocus.styles.library import REPO_ROOT, StyleLibrary
 from lib_fooocus.webui.style_picker import (
@@ -129,10 +129,7 @@ PAGE = """<!doctype html>
 <link rel="stylesheet" href="style.css">
 <style>.wrap { display: flex; flex-wrap: wrap; width: 2000px; } label { display: flex; width: 200px; }</style>
 <script>
-  window.gradioApp = function () { return document; };
-  window.__loaded = [];
-  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
-</script>
+""" + WEBUI_PAGE_FUNCTIONS + """</script>
 <script src="fooocus_styles.js"></script>
 </head><body>
 <div id="t_styles_picker" class="fooocus-styles-picker">

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from headless_chromium import needs_chromium, page_results
+from headless_chromium import WEBUI_PAGE_FUNCTIONS, needs_chromium, page_results
 from webui_fakes import gradio3_env, ui_probe
 
 from lib_fooocus.params import FIELD_NAMES, FIELDS, FIELDS_BY_NAME
@@ -241,10 +241,7 @@ def test_probe_module_is_importable_without_gradio_side_effects() -> None:
 TOOLTIP_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">
 <script>
-  window.gradioApp = function () { return document; };
-  window.__loaded = [];
-  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
-</script>
+""" + WEBUI_PAGE_FUNCTIONS + """</script>
 <script src="fooocus_ui.js"></script>
 </head><body>
 <div id="t_enabled" class="block gradio-accordion input-accordion">
@@ -305,10 +302,7 @@ def test_each_control_shows_its_own_tooltip_in_headless_chromium(tmp_path: Path)
 FORGE_ACCORDION_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">
 <script>
-  window.gradioApp = function () { return document; };
-  window.__loaded = [];
-  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
-  window.__stored = false;  // the input's value in gradio's store (configuration, load events)
+""" + WEBUI_PAGE_FUNCTIONS + """  window.__stored = false;  // the input's value in gradio's store (configuration, load events)
   window.__value = false;   // the input's current value
   function gradioSetValue(checked, store) {  // gradio sets the value; .change() calls the host
     window.__value = checked;
@@ -422,10 +416,7 @@ def test_starts_open_setting_opens_and_enables_the_accordion_on_forge_main(gradi
 STATUS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8">
 <script>
-  window.gradioApp = function () { return document; };
-  window.__loaded = [];
-  window.onUiLoaded = function (callback) { window.__loaded.push(callback); };
-</script>
+""" + WEBUI_PAGE_FUNCTIONS + """</script>
 <script src="fooocus_ui.js"></script>
 </head><body>
 <div id="script_txt2img_fooocus_expansion_status" class="block"><div class="prose">__BUSY__</div></div>
