@@ -325,6 +325,24 @@ def force_sgm_noise_multiplier(p: Any) -> Callable[[], None] | None:
     return undo
 
 
+def wrap_class_method(owner: Any, name: str, wrapper_for: Callable[[Callable[..., Any]], Callable[..., Any]]
+                      ) -> Callable[[], None] | None:
+    """Replace the method `owner.name` with `wrapper_for(original)` for one sampling; returns the undo
+    (which puts the original back only while our wrapper is still there), or None when the host has
+    no such method."""
+    original = getattr(owner, name, None)
+    if original is None:
+        return None
+    wrapper = wrapper_for(original)
+    setattr(owner, name, wrapper)
+
+    def undo() -> None:
+        if getattr(owner, name, None) is wrapper:
+            setattr(owner, name, original)
+
+    return undo
+
+
 def patch_noise_sampler(state: Any, p: Any) -> Callable[[], None] | None:
     """The samplers' Brownian tree → Fooocus's (one tree per image seed over this schedule's σ range).
     Class-level for the sampling (the sampler object is made inside `p.sample`), acting only for `p`."""
@@ -332,29 +350,23 @@ def patch_noise_sampler(state: Any, p: Any) -> Callable[[], None] | None:
         from modules import sd_samplers_common
     except Exception:
         return None
-    sampler_class = getattr(sd_samplers_common, "Sampler", None)
-    original = getattr(sampler_class, "create_noise_sampler", None)
-    if original is None:
-        return None
 
-    def fooocus_create_noise_sampler(self: Any, x: Any, sigmas: Any, sampler_p: Any) -> Any:
-        if sampler_p is not state.p or state.finished:
-            return original(self, x, sigmas, sampler_p)
-        from lib_fooocus.match.noise import BrownianNoise, schedule_range
+    def fooocus_create_noise_sampler(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create_noise_sampler(self: Any, x: Any, sigmas: Any, sampler_p: Any) -> Any:
+            if sampler_p is not state.p or state.finished:
+                return original(self, x, sigmas, sampler_p)
+            from lib_fooocus.match.noise import BrownianNoise, schedule_range
 
-        low, high = schedule_range(sigmas)
-        batch = int(x.shape[0])
-        start = int(getattr(sampler_p, "iteration", 0) or 0) * batch
-        seeds = list(sampler_p.all_seeds[start : start + batch])
-        return BrownianNoise(x, low, high, seeds)
+            low, high = schedule_range(sigmas)
+            batch = int(x.shape[0])
+            start = int(getattr(sampler_p, "iteration", 0) or 0) * batch
+            seeds = list(sampler_p.all_seeds[start : start + batch])
+            return BrownianNoise(x, low, high, seeds)
 
-    sampler_class.create_noise_sampler = fooocus_create_noise_sampler
+        return create_noise_sampler
 
-    def undo() -> None:
-        if sampler_class.create_noise_sampler is fooocus_create_noise_sampler:
-            sampler_class.create_noise_sampler = original
-
-    return undo
+    return wrap_class_method(getattr(sd_samplers_common, "Sampler", None), "create_noise_sampler",
+                             fooocus_create_noise_sampler)
 
 
 # -- σ schedule ----------------------------------------------------------------------------------
@@ -388,23 +400,17 @@ def patch_sigma_schedule(state: Any, p: Any) -> Callable[[], None] | None:
         from modules import sd_samplers_kdiffusion
     except Exception:
         return None
-    sampler_class = getattr(sd_samplers_kdiffusion, "KDiffusionSampler", None)
-    original = getattr(sampler_class, "get_sigmas", None)
-    if original is None:
-        return None
 
-    def fooocus_get_sigmas(self: Any, sampler_p: Any, steps: Any) -> Any:
-        if sampler_p is state.p and not state.finished:
-            fooocus_schedule_for(getattr(self, "model_wrap", None))
-        return original(self, sampler_p, steps)
+    def fooocus_get_sigmas(original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_sigmas(self: Any, sampler_p: Any, steps: Any) -> Any:
+            if sampler_p is state.p and not state.finished:
+                fooocus_schedule_for(getattr(self, "model_wrap", None))
+            return original(self, sampler_p, steps)
 
-    sampler_class.get_sigmas = fooocus_get_sigmas
+        return get_sigmas
 
-    def undo() -> None:
-        if sampler_class.get_sigmas is fooocus_get_sigmas:
-            sampler_class.get_sigmas = original
-
-    return undo
+    return wrap_class_method(getattr(sd_samplers_kdiffusion, "KDiffusionSampler", None), "get_sigmas",
+                             fooocus_get_sigmas)
 
 
 def install_noise(state: Any, p: Any) -> list[Callable[[], None]]:
