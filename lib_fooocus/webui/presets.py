@@ -48,7 +48,6 @@ FOOOCUS_RESOLUTIONS: tuple[Resolution, ...] = _table(
     "1664x576 26:9, 1728x576 3:1"
 )
 DEFAULT_RESOLUTION = Resolution(1152, 896, "9:7")
-RESOLUTION_BY_LABEL: dict[str, Resolution] = {r.label: r for r in FOOOCUS_RESOLUTIONS}
 
 SPEED, QUALITY = "Speed", "Quality"
 PERFORMANCE_STEPS: dict[str, int] = {SPEED: 30, QUALITY: 60}
@@ -60,10 +59,6 @@ FOOOCUS_STYLES: tuple[str, ...] = ("Fooocus V2", "Fooocus Enhance", "Fooocus Sha
 # The accordion's controls the button sets: the sampling tricks' Fooocus values and no refiner.
 TRICK_FIELDS: tuple[str, ...] = ("sharpness", "adaptive_cfg", "adm_scaler_positive", "adm_scaler_negative",
                                  "adm_scaler_end")
-
-
-def resolution_for(label: Any) -> Resolution | None:
-    return RESOLUTION_BY_LABEL.get(str(label)) if label else None
 
 
 def label_for_size(width: Any, height: Any) -> str | None:
