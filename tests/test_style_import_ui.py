@@ -8,11 +8,11 @@ import hashlib
 import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_server import serving
 
 from lib_fooocus.styles.library import StyleLibrary
 from lib_fooocus.webui.style_import import BUSY_LINE, StyleImports, host_style_files
@@ -43,13 +43,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/files"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as url:
+        yield f"{url}/files"
 
 
 def closed_port_url() -> str:

@@ -9,12 +9,12 @@ import http.server
 import json
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from headless_chromium import WEBUI_PAGE_FUNCTIONS, needs_chromium, page_results
+from local_server import serving
 
 from lib_fooocus.styles.library import REPO_ROOT, StyleLibrary
 from lib_fooocus.webui.style_picker import (
@@ -264,13 +264,8 @@ def page_server(tmp_path: Path) -> Iterator[str]:
         "styles": [{"name": TRICKY, "preview_url": "/fooocus/v1/styles/preview/trick.jpg"}], "special": [],
     }), encoding="utf-8")
     handler = functools.partial(QuietHandler, directory=str(tmp_path))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(handler) as url:
+        yield f"{url}/"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
