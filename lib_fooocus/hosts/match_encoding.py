@@ -33,7 +33,6 @@ from lib_fooocus.match.syntax import PromptParts, host_text_key, unsupported_syn
 
 logger = logging.getLogger("sd_webui_fooocus")
 
-POOLED_WIDTH = 1280
 MATCH_NOTE_FALLBACK = "prompt encoded by the WebUI"
 
 
