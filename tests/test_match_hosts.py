@@ -279,6 +279,7 @@ def test_sampling_gets_fooocus_noise_and_everything_is_undone(monkeypatch) -> No
     one = BrownianNoise(torch.zeros(1, 4, 8, 8), torch.tensor(0.03), torch.tensor(14.6), [22])
     torch.testing.assert_close(tree(torch.tensor(14.6), torch.tensor(2.0))[1:], one(torch.tensor(14.6), torch.tensor(2.0)))
     assert sampler.create_noise_sampler(None, None, other_p) == "host tree"  # another job's sampler: the host's
+    assert sampler.get_sigmas(p, 4) == "host sigmas"  # the host's schedule, computed through the wrap
     p.extra_generation_params["SGM noise multiplier"] = True
     while undo:
         undo.pop()()
