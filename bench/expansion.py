@@ -7,8 +7,8 @@ A random-weight GPT-2 with the real model's shape (12 layers, 768 wide, 12 heads
 synthetic byte-level BPE tokenizer of 50257 tokens with 642 allowed words (like positive.txt) are built
 in a temporary folder (or `--model-dir`, kept for the next run) and loaded through the real loading path.
 Rounds are interleaved: per round, `generate()` for one seed, our expansion of that seed, the batch of
-N seeds in one call, (with `--exact-head`) the exact-head expansion, and the decoder's transformer work alone for 1 and N rows
-(no head, no sampling: what the matrix products cost). Every run must give generate()'s tokens. Ratios
+N seeds in one call, (with `--exact-head`) the exact-head expansion, the decoder's transformer work alone for 1 and N rows
+(no head, no sampling), and the loop's matrix products alone for 1 and N rows (nothing else: the floor). Every run must give generate()'s tokens. Ratios
 are taken within a round (so load changes hit both sides alike), then the median over rounds, in wall
 time and in this process's CPU time (one torch thread each side: the work done, which a busy machine
 stretches far less than wall time); the load average before and after is printed. Targets: one expansion <= 0.5 x generate(), the batch of 8 <= 2 x
@@ -161,6 +161,26 @@ def decoder_body(engine, prompt_ids: list[int], new_tokens: int, rows: int) -> N
         decoder.release()
 
 
+def products_only(engine, new_tokens: int, rows: int) -> None:
+    """The fast loop's matrix products alone, on the real weights at the real shapes: per new token the
+    four products of every block and the allowed-word head, nothing else (no layer norm, attention,
+    GELU, sampling). What the memory traffic and the BLAS kernels cost: the floor under the loop."""
+    import torch
+
+    decoder = engine._decoder
+    width = decoder.width
+    with torch.inference_mode():
+        narrow = torch.randn(rows, width)
+        wide = torch.randn(rows, decoder.layers[0].fc_weight.shape[1])
+        for _ in range(new_tokens):
+            for layer in decoder.layers:
+                torch.addmm(layer.attn_bias, narrow, layer.attn_weight)
+                torch.addmm(layer.proj_bias, narrow, layer.proj_weight)
+                torch.addmm(layer.fc_bias, narrow, layer.fc_weight)
+                torch.addmm(layer.out_bias, wide, layer.out_weight)
+            torch.nn.functional.linear(narrow, engine._allowed_head)
+
+
 def scheduler_wait() -> float:
     """Seconds this thread has spent runnable but waiting for a CPU (Linux /proc/thread-self/schedstat,
     second field); 0.0 where it is not available."""
@@ -182,7 +202,7 @@ def run_rounds(repeats, candidates, seeds, references, times, cpu, waits) -> boo
             cpu[name].append(time.process_time() - start_cpu)
             waits[name].append(scheduler_wait() - start_wait)
             expected = references if name == "batched" else references[row]
-            if not name.startswith("body_only") and tokens != expected:
+            if not name.startswith(("body_only", "products_only")) and tokens != expected:
                 print(f"MISMATCH: {name} tokens differ from generate() (round {round_index})")
                 return False
         print(f"round {round_index + 1}: one/generate {times['ours'][-1] / times['generate'][-1]:.3f} wall "
@@ -249,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             "batched": lambda seed: fast.sample_tokens_batch(prompt_ids, new_tokens, seeds),
             "body_only": lambda seed: decoder_body(fast, prompt_ids, new_tokens, 1),
             "body_only_batch": lambda seed: decoder_body(fast, prompt_ids, new_tokens, len(seeds)),
+            "products_only": lambda seed: products_only(fast, new_tokens, 1),
+            "products_only_batch": lambda seed: products_only(fast, new_tokens, len(seeds)),
         }
         if args.exact_head:
             candidates["ours_exact_head"] = lambda seed: exact.sample_tokens(prompt_ids, new_tokens, seed)
@@ -283,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             "ours_exact_head": "exact head",
             "body_only": "decoder body, 1 row",
             "body_only_batch": f"decoder body, {args.batch} rows",
+            "products_only": "products alone, 1 row",
+            "products_only_batch": f"products alone, {args.batch} rows",
         }
         for name, values in median.items():
             print(f"{labels[name]:>22}: {values * 1000:8.1f} ms  ({values * 1000 / new_tokens:.2f} ms/token), "
@@ -303,9 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  decoder body 1 row / one expansion  = {both('body_only', 'ours')}  "
               "(the rest: head, top-k, sampling, Python)")
         print(f"  decoder body 1 row / generate()     = {both('body_only', 'generate')}  "
-              "(the matrix products alone: the floor of one expansion / generate())")
-        print(f"  decoder body {args.batch} rows / 1 row         = {both('body_only_batch', 'body_only')}  "
-              f"(the floor of batched / one expansion: the {args.batch}-row matrix products)")
+              "(the transformer work without head and sampling)")
+        print(f"  decoder body {args.batch} rows / 1 row         = {both('body_only_batch', 'body_only')}")
+        print(f"  products alone 1 row / generate()   = {both('products_only', 'generate')}  "
+              "(the floor of one expansion / generate(): its matrix products and nothing else)")
+        print(f"  products alone {args.batch} rows / 1 row       = {both('products_only_batch', 'products_only')}  "
+              f"(the floor of batched / one expansion: the {args.batch}-row products against the 1-row ones)")
         block_bytes = sum(p.numel() * p.element_size() for p in fast.model.transformer.h.parameters())
         head_bytes = fast.model.get_output_embeddings().weight.numel() * 4
         allowed_bytes = fast._allowed_head.numel() * 4
@@ -319,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             "single_vs_generate_cpu": round(single_cpu, 3),
             "batched_vs_single_cpu": round(batched_cpu, 2),
             "met": single_vs_generate <= 0.5 and batched_vs_single <= 2.0,
+            "floor_single_vs_generate": round(round_ratio("products_only", "generate"), 3),
+            "floor_batched_vs_single": round(round_ratio("products_only_batch", "products_only"), 2),
             "load": [round(load_before[0], 2), round(load_after[0], 2)],
         }
         print(json.dumps(result))

@@ -82,8 +82,7 @@ class Gpt2Decoder:
             )
             for block in transformer.h
         ]
-        self._keys: list[Any] = []
-        self._values: list[Any] = []
+        self._caches: list[Any] = []  # per layer (2, rows, heads, positions, d): keys, then values
         self._length = 0
 
     def prefill(self, prompt_ids: list[int], rows: int, total: int) -> Any:
@@ -94,14 +93,13 @@ class Gpt2Decoder:
         ids = torch.tensor(prompt_ids, dtype=torch.long, device=self.token_embedding.device)
         count = len(prompt_ids)
         hidden = self.token_embedding[ids] + self.position_embedding[:count]  # (T, E)
-        cache_shape = (rows, self.heads, total, self.head_dim)
-        self._keys = [hidden.new_empty(cache_shape) for _ in self.layers]
-        self._values = [hidden.new_empty(cache_shape) for _ in self.layers]
-        for layer, keys, values in zip(self.layers, self._keys, self._values):
-            query, key, value = self._project_qkv(layer, hidden, 1, count)  # (1, heads, T, d) each
-            keys[:, :, :count] = key
-            values[:, :, :count] = value
-            attended = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True)
+        self._caches = [hidden.new_empty((2, rows, self.heads, total, self.head_dim)) for _ in self.layers]
+        for layer, cache in zip(self.layers, self._caches):
+            query, key_value = self._project_qkv(layer, hidden, 1, count)
+            cache[:, :, :, :count] = key_value
+            attended = torch.nn.functional.scaled_dot_product_attention(
+                query, key_value[0], key_value[1], is_causal=True
+            )
             hidden = self._finish_block(layer, hidden, attended.transpose(1, 2).reshape(count, self.width))
         self._length = count
         return self._final_norm(hidden[-1:])
@@ -110,35 +108,34 @@ class Gpt2Decoder:
         """Feeds one token per row (a (rows,) long tensor) at the next position; returns (rows, E)."""
         import torch
 
+        attention = torch.nn.functional.scaled_dot_product_attention
         position = self._length
         rows = tokens.shape[0]
         hidden = self.token_embedding[tokens] + self.position_embedding[position]  # (rows, E)
         end = position + 1
-        for layer, keys, values in zip(self.layers, self._keys, self._values):
-            query, key, value = self._project_qkv(layer, hidden, rows, 1)  # (rows, heads, 1, d)
-            keys[:, :, position : position + 1] = key
-            values[:, :, position : position + 1] = value
-            attended = torch.nn.functional.scaled_dot_product_attention(
-                query, keys[:, :, :end], values[:, :, :end]
-            )
+        for layer, cache in zip(self.layers, self._caches):
+            query, key_value = self._project_qkv(layer, hidden, rows, 1)
+            cache[:, :, :, position:end] = key_value  # one copy for the new key and value
+            attended = attention(query, cache[0, :, :, :end], cache[1, :, :, :end])
             hidden = self._finish_block(layer, hidden, attended.view(rows, self.width))
         self._length = end
         return self._final_norm(hidden)
 
     def release(self) -> None:
         """Drops the cache (it can be tens of MB for a long prompt and a big batch)."""
-        self._keys, self._values, self._length = [], [], 0
+        self._caches, self._length = [], 0
 
     # ---- one block ------------------------------------------------------------------------------
 
-    def _project_qkv(self, layer: _Layer, hidden: Any, rows: int, count: int) -> tuple[Any, Any, Any]:
-        """(rows·count, E) -> query, key, value, each (rows, heads, count, d)."""
+    def _project_qkv(self, layer: _Layer, hidden: Any, rows: int, count: int) -> tuple[Any, Any]:
+        """(rows·count, E) -> query (rows, heads, count, d) and key/value (2, rows, heads, count, d),
+        both views of one product."""
         import torch
 
         normed = torch.nn.functional.layer_norm(hidden, (self.width,), *layer.ln_1, self.eps)
         qkv = torch.addmm(layer.attn_bias, normed, layer.attn_weight)
-        split = qkv.view(rows, count, 3, self.heads, self.head_dim)
-        return tuple(split[:, :, i].transpose(1, 2) for i in range(3))  # type: ignore[return-value]
+        split = qkv.view(rows, count, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, rows, heads, count, d)
+        return split[0], split[1:]
 
     def _finish_block(self, layer: _Layer, hidden: Any, attended: Any) -> Any:
         """Attention output projection, residual, MLP, residual; `hidden` is (n, E), updated in place."""

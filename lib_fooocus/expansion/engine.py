@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lib_fooocus.expansion import decoder as gpt2_decoder
+from lib_fooocus.expansion.draws import ExponentialDraws
 from lib_fooocus.expansion.files import (
     LICENSE_NOTICE,
     BrokenWeightsError,
@@ -279,8 +280,9 @@ class FooocusExpansion:
 
         Sampling draws what `torch.multinomial(probs, 1, generator=g)` draws on the full-vocabulary
         row, which is: one Exp(1) number per vocabulary entry from `g`, then argmax(p / e). Every entry
-        outside the allowed tokens has p = 0 and so never wins; the full vector of Exp(1) numbers is
-        still drawn so that `g` advances exactly as there. Row i draws only from `generators[i]`."""
+        outside the allowed tokens has p = 0 and so never wins; `g` still advances by the full vector
+        of Exp(1) numbers, exactly as there (`draws.ExponentialDraws`). Row i draws only from
+        `generators[i]`."""
         import torch
 
         rows = len(generators)
@@ -288,7 +290,7 @@ class FooocusExpansion:
         hidden = decoder.prefill(prompt_ids, rows, len(prompt_ids) + max_new_tokens - 1)
         try:
             bias = self._initial_allowed_bias(prompt_ids).repeat(rows, 1)
-            noise = torch.empty((rows, self.vocab_size), dtype=torch.float32, device=self.device)
+            draws = ExponentialDraws(rows, self.vocab_size, self.allowed_ids)
             k = min(TOP_K, bias.shape[1])
             picks = []
             for step in range(max_new_tokens):
@@ -297,9 +299,7 @@ class FooocusExpansion:
                 scores = torch.nn.functional.linear(hidden, self._allowed_head).float() + bias  # (1 or rows, A)
                 threshold = torch.topk(scores, k)[0][:, -1:]
                 probs = torch.softmax(scores.masked_fill_(scores < threshold, float("-inf")), dim=-1)
-                for row, generator in enumerate(generators):
-                    noise[row].exponential_(generator=generator)
-                pick = torch.argmax(probs.div_(noise.index_select(1, self.allowed_ids)), dim=1)
+                pick = torch.argmax(probs.div_(draws.draw(generators)), dim=1)
                 picks.append(pick)
                 # Ban what was drawn; ',' may repeat.
                 bias.scatter_(1, pick.unsqueeze(1), NEG_INF)
