@@ -169,15 +169,23 @@ def products_only(engine, new_tokens: int, rows: int) -> None:
 
     decoder = engine._decoder
     width = decoder.width
+    packed = decoder.packed_weights(rows) if rows > 1 else None  # what the loop multiplies with
     with torch.inference_mode():
         narrow = torch.randn(rows, width)
         wide = torch.randn(rows, decoder.layers[0].fc_weight.shape[1])
         for _ in range(new_tokens):
-            for layer in decoder.layers:
-                torch.addmm(layer.attn_bias, narrow, layer.attn_weight)
-                torch.addmm(layer.proj_bias, narrow, layer.proj_weight)
-                torch.addmm(layer.fc_bias, narrow, layer.fc_weight)
-                torch.addmm(layer.out_bias, wide, layer.out_weight)
+            for index, layer in enumerate(decoder.layers):
+                if packed is None:
+                    torch.addmm(layer.attn_bias, narrow, layer.attn_weight)
+                    torch.addmm(layer.proj_bias, narrow, layer.proj_weight)
+                    torch.addmm(layer.fc_bias, narrow, layer.fc_weight)
+                    torch.addmm(layer.out_bias, wide, layer.out_weight)
+                else:
+                    attn, proj, fc, out = packed.packed[index]
+                    packed.product(layer.attn_bias, narrow, attn)
+                    packed.product(layer.proj_bias, narrow, proj)
+                    packed.product(layer.fc_bias, narrow, fc)
+                    packed.product(layer.out_bias, wide, out)
             torch.nn.functional.linear(narrow, engine._allowed_head)
 
 

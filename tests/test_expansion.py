@@ -411,3 +411,76 @@ def test_decoder_only_for_the_plain_gpt2_block(engine, exact_engine):
         variant.config = copy.deepcopy(engine.model.config)
         setattr(variant.config, name, value)
         assert not decoder.supports(variant), name
+
+
+# ---- several rows: oneDNN-packed weights -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lively_model(engine):
+    """The test model with non-zero biases and O(1) MLP activations (a freshly initialised GPT-2 has zero
+    biases and tiny activations, where a dropped bias or another GELU would not show)."""
+    import copy
+
+    model = copy.deepcopy(engine.model)
+    generator = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, parameter in model.transformer.h.named_parameters():
+            if name.endswith("bias"):
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+            elif name.endswith("mlp.c_fc.weight"):
+                parameter.mul_(40.0)
+    return model
+
+
+def _hidden_states_against_forward(engine, model, decoder):
+    prompt_ids = engine.encode("a photo of the cat,")
+    rows_tokens = [[5, 17, 9], [40, 2, 33], [7, 7, 1]]
+    with torch.inference_mode():
+        decoder.prefill(prompt_ids, rows=3, total=len(prompt_ids) + 3)
+        states = [decoder.step(torch.tensor([row[i] for row in rows_tokens])) for i in range(3)]
+        decoder.release()
+        for row, tokens in enumerate(rows_tokens):
+            full = model.transformer(input_ids=torch.tensor([prompt_ids + tokens])).last_hidden_state[0]
+            for i, state in enumerate(states):
+                torch.testing.assert_close(state[row], full[len(prompt_ids) + i], atol=1e-5, rtol=1e-5)
+
+
+def test_several_rows_use_packed_weights_built_once_and_equal_to_the_forward(engine, lively_model, monkeypatch):
+    from lib_fooocus.expansion import decoder as gpt2_decoder
+
+    built = []
+    original = gpt2_decoder.PackedWeights.build.__func__
+    monkeypatch.setattr(gpt2_decoder.PackedWeights, "build",
+                        classmethod(lambda cls, layers, rows: built.append(rows) or original(cls, layers, rows)))
+    decoder = gpt2_decoder.Gpt2Decoder(lively_model)
+    with torch.inference_mode():
+        decoder.prefill(engine.encode("a cat,"), rows=1, total=8)
+        decoder.step(torch.tensor([5]))
+    assert built == [] and decoder._packed is None  # one row never packs
+    _hidden_states_against_forward(engine, lively_model, decoder)
+    assert built == [3] and decoder._packed is not None  # this torch packs (oneDNN on the CPU)
+    assert len(decoder._packed.packed) == len(decoder.layers)
+    _hidden_states_against_forward(engine, lively_model, decoder)
+    assert built == [3]  # reused, not packed again
+
+
+def test_packed_weights_that_disagree_are_not_used(lively_model, monkeypatch):
+    from lib_fooocus.expansion import decoder as gpt2_decoder
+
+    # a product that forgets x @ weight (a wrong layout would be as far off)
+    monkeypatch.setattr(gpt2_decoder.PackedWeights, "product", lambda self, bias, x, weight: bias.expand(len(x), -1))
+    assert gpt2_decoder.PackedWeights.build(gpt2_decoder.Gpt2Decoder(lively_model).layers, 4) is None
+
+
+@pytest.mark.parametrize("missing", ["mkldnn", "ops"])
+def test_batches_without_packing_keep_addmm_and_stay_exact(engine, lively_model, monkeypatch, missing):
+    from lib_fooocus.expansion import decoder as gpt2_decoder
+
+    if missing == "mkldnn":
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    else:  # an older or newer torch without the packing op under this name
+        monkeypatch.setattr(torch.ops, "mkldnn", object())
+    decoder = gpt2_decoder.Gpt2Decoder(lively_model)
+    assert decoder.packed_weights(3) is None
+    _hidden_states_against_forward(engine, lively_model, decoder)
