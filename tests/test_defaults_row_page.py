@@ -53,12 +53,12 @@ def interpreter(stack: str) -> str:
     return str(gradio3_env.ensure_python())
 
 
-@pytest.fixture(params=["gradio 3.41", "gradio 4"])
-def page_url(request):
+def served_page(stack: str, *options: str):
+    """Run defaults_row_app.py under `stack` on a free port; yield its address; stop it after."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "no_proxy": "127.0.0.1,localhost",
            "NO_PROXY": "127.0.0.1,localhost"}
-    process = subprocess.Popen([interpreter(request.param), str(APP), str(port)], cwd=REPO, env=env,
+    process = subprocess.Popen([interpreter(stack), str(APP), str(port), *options], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -79,6 +79,17 @@ def page_url(request):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(params=["gradio 3.41", "gradio 4"])
+def page_url(request):
+    yield from served_page(request.param)
+
+
+@pytest.fixture(params=["gradio 3.41", "gradio 4"])
+def gated_page_url(request):
+    """The page with the row's events behind the test gate (defaults_row_app.py --gated)."""
+    yield from served_page(request.param, "--gated")
 
 
 FOOOCUS_UI_JS = (REPO / "javascript" / "fooocus_ui.js").read_text(encoding="utf-8")
@@ -110,6 +121,12 @@ def pick(page: Browser, label: str) -> None:
     page.wait_for(f"{q('#' + OURS + 'resolution input')}.value === {json.dumps(label)}", timeout=10)
 
 
+TYPE_1024 = """(() => { for (const [id, v] of [['txt2img_width', 1024], ['txt2img_height', 1024]]) {
+    const i = document.querySelector('#' + id + ' input[type=number]');
+    i.value = v; i.dispatchEvent(new Event('input', {bubbles: true}));
+    i.dispatchEvent(new Event('change', {bubbles: true})); i.dispatchEvent(new Event('blur')); } })()"""
+
+
 def wait_for_values(page: Browser, expected: list[str], timeout: float) -> None:
     try:
         page.wait_for(f"(() => {{ const v = {json.dumps(expected)}; const s = [{SIZE_BOXES}].map(b => b.value); "
@@ -122,10 +139,7 @@ def test_picks_while_the_queue_is_busy_set_the_size_at_once(page_url, tmp_path: 
     with Browser(tmp_path / "profile", width=1200, height=900) as page:
         opened(page, page_url)
         # the dropdown follows a size typed into the tab's boxes (its change fires: no effect on the size)
-        page.evaluate("""(() => { for (const [id, v] of [['txt2img_width', 1024], ['txt2img_height', 1024]]) {
-            const i = document.querySelector('#' + id + ' input[type=number]');
-            i.value = v; i.dispatchEvent(new Event('input', {bubbles: true}));
-            i.dispatchEvent(new Event('change', {bubbles: true})); i.dispatchEvent(new Event('blur')); } })()""")
+        page.evaluate(TYPE_1024)
         page.wait_for(f"{q('#' + OURS + 'resolution input')}.value === '1024×1024 (1:1)'", timeout=10)
         page.evaluate(f"{q('#busy')}.click()")  # holds the one queue worker for BUSY_SECONDS
         started = time.monotonic()
@@ -138,6 +152,63 @@ def test_picks_while_the_queue_is_busy_set_the_size_at_once(page_url, tmp_path: 
         # all of it while the busy event still held the queue: nothing waited for the server
         assert page.evaluate(f"{BUSY_DONE}.value") == "" and time.monotonic() - started < BUSY_SECONDS
         assert page.evaluate(f"{q('#' + OURS + 'resolution input')}.value") == "832×1216 (13:19)"
+
+
+GATE = "window.fooocusTestGate"
+DROPDOWN = q(f"#{OURS}resolution input")
+
+
+def held(page: Browser, count: int) -> None:
+    """Wait until `count` of the row's events have computed their result and wait at the gate."""
+    try:
+        page.wait_for(f"{GATE}.held.length === {count}", timeout=10)
+    except BrowserError:
+        pytest.fail(f"{page.evaluate(GATE + '.held.length')} event(s) at the gate, not {count}")
+
+
+def release(page: Browser, keep_holding: bool) -> None:
+    """Hand the held results to gradio, oldest first."""
+    page.evaluate(f"(() => {{ const gate = {GATE}; gate.holding = {json.dumps(keep_holding)}; "
+                  "gate.held.splice(0).forEach(event => event.resume()); })()")
+
+
+def test_late_dropdown_entries_do_not_undo_a_pick(gated_page_url, tmp_path: Path) -> None:
+    """The dropdown's follow-the-size event, fired when the first pick set the size, lands after the
+    second pick (as on a busy page; it failed once under load in the busy-queue test above): the size
+    ends as the second pick's and the dropdown shows its entry — before the fix the late entry set the
+    first pick's size again and the two sizes took turns for ever. Then the same with the entry of a
+    typed size landing after a pick."""
+    with Browser(tmp_path / "profile", width=1200, height=900) as page:
+        opened(page, gated_page_url)
+        page.evaluate(f"{GATE} = {{holding: true, held: []}}")
+        pick(page, "1344×768 (7:4)")
+        held(page, 1)  # the pick's size, computed
+        release(page, keep_holding=True)
+        wait_for_values(page, ["1344", "768", "20"], timeout=5)
+        held(page, 2)  # width and height changed: the dropdown's entry for 1344×768, twice, computed
+        assert page.evaluate(f"{GATE}.held.map(event => event.result)") == ["1344×768 (7:4)"] * 2
+        pick(page, "832×1216 (13:19)")
+        held(page, 3)  # the second pick's size, computed
+        release(page, keep_holding=False)  # the two late 1344×768 entries land first, then the second pick's size
+        wait_for_values(page, ["832", "1216", "20"], timeout=5)
+        page.wait_for(f"{DROPDOWN}.value === '832×1216 (13:19)'", timeout=5)
+        time.sleep(1.5)  # settled: nothing left bouncing between the dropdown and the size
+        assert sizes(page) == ["832", "1216", "20"]
+        assert page.evaluate(f"{DROPDOWN}.value") == "832×1216 (13:19)"
+
+        # a typed size's entry (a real change of the dropdown) landing after a pick: the pick wins too
+        page.evaluate(f"{GATE}.holding = true")
+        page.evaluate(TYPE_1024)
+        page.wait_for(f"{GATE}.held.length >= 2 && {GATE}.held[{GATE}.held.length - 1].result === '1024×1024 (1:1)'",
+                      timeout=10)
+        pick(page, "1344×768 (7:4)")
+        page.wait_for(f"JSON.stringify({GATE}.held[{GATE}.held.length - 1].result) === '[1344,768]'", timeout=10)
+        release(page, keep_holding=False)
+        wait_for_values(page, ["1344", "768", "20"], timeout=5)
+        page.wait_for(f"{DROPDOWN}.value === '1344×768 (7:4)'", timeout=5)
+        time.sleep(1.5)
+        assert sizes(page) == ["1344", "768", "20"]
+        assert page.evaluate(f"{DROPDOWN}.value") == "1344×768 (7:4)"
 
 
 def test_the_plot_ends_on_the_last_of_quickly_changing_steps(page_url, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_label_for_size_names_only_the_table_s_sizes() -> None:
 @needs_chromium
 def test_page_code_of_the_dropdown_and_speed_quality(tmp_path: Path) -> None:
     """The row's page-only events (no server round trip, see ui_tools): a picked entry gives its size,
-    none or an unknown one keeps the tab's; a size gives its entry or none; Speed/Quality their steps."""
+    none or an unknown one leaves the tab's alone; a size gives its entry or none; Speed/Quality their steps."""
     labels = SPEC_TABLE.split(", ")
     page = f"""<!doctype html><meta charset="utf-8"><pre id="out"></pre><script>
     const apply = {ui_tools.resolution_apply_js()};
@@ -56,8 +56,8 @@ def test_page_code_of_the_dropdown_and_speed_quality(tmp_path: Path) -> None:
     const steps = {ui_tools.performance_steps_js()};
     const labels = {json.dumps(labels)};
     const out = {{
-        picked: labels.map(label => apply(label, 512, 640)),
-        kept: [apply(null, 512, 640), apply("1000×1000", 512, 640), apply("", 512, 640)],
+        picked: labels.map(label => apply(label)),
+        kept: [apply(null), apply("1000×1000"), apply("")],
         followed: labels.map(label => label.split(" ")[0].split("×").map(Number)).map(([w, h]) => sync(w, h)),
         rounded: sync(1343.6, 768.2), unknown: [sync(1000, 1000), sync(768, 1344.9)],
         steps: [steps("Speed"), steps("Quality"), steps(null)],
@@ -68,7 +68,8 @@ def test_page_code_of_the_dropdown_and_speed_quality(tmp_path: Path) -> None:
     results = page_results((tmp_path / "page.html").as_uri(), tmp_path / "profile", budget_ms=2000)
     sizes = [[int(n) for n in label.split(" ")[0].split("×")] for label in labels]
     assert results["picked"] == sizes
-    assert results["kept"] == [[512, 640]] * 3
+    # no change (empty updates), not values read when the event fired: they may be old when it lands
+    assert results["kept"] == [[{"__type__": "update"}, {"__type__": "update"}]] * 3
     assert results["followed"] == labels
     assert results["rounded"] == "1344×768 (7:4)" and results["unknown"] == [None, None]
     assert results["steps"] == [30, 60, 30]

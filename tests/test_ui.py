@@ -150,9 +150,11 @@ def check_tools(tools: dict, host: str, tab: str) -> None:
     assert "Fooocus Enhance, Fooocus Sharp (not in the style library" in values[ours + "defaults_note"]
     # Speed/Quality and a picked resolution set the tab's steps and size in the page, no server call
     # (gradio 3.41 drops an event while its previous call waits in the queue: picks were lost on A1111)
-    assert tools["performance"] == [{"inputs": [ours + "performance"], "outputs": [f"{tab}_steps"],
+    assert tools["performance"] == [{"event": "change", "inputs": [ours + "performance"], "outputs": [f"{tab}_steps"],
                                      "js": ui_tools.performance_steps_js(), "backend": False}]
-    assert tools["resolution"] == [{"inputs": [ours + "resolution", f"{tab}_width", f"{tab}_height"],
+    # the size on the user's pick only (`input`): a value the size sync or the defaults button
+    # wrote into the dropdown never sets the size (a late sync set an old pick's size again)
+    assert tools["resolution"] == [{"event": "input", "inputs": [ours + "resolution"],
                                     "outputs": [f"{tab}_width", f"{tab}_height"],
                                     "js": ui_tools.resolution_apply_js(), "backend": False}]
     # width or height changed by hand: the dropdown follows in the page, without a server call

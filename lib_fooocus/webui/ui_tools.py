@@ -8,6 +8,15 @@ the page only (`*_js`): gradio 3.41 (A1111) drops an event while the same event'
 still waiting in the queue, so with a server round trip a pick made while the WebUI was busy (its own
 width/height events, a generation) was lost — the dropdown showed the pick, the size stayed. The
 dropdown following a typed size caused such a waiting call itself (its `change` echoed to the server).
+
+The dropdown sets the size on the user's pick only (its `input` event: gradio fires it for a change
+the user made, not for a value an event wrote), and follows every size change (`change` of width and
+height). A page-only event's result lands a few frames after it was computed (gradio 4: animation
+frames), so the dropdown's entry for the first of two quick picks could land after the second pick:
+wired to the dropdown's `change`, that late entry set the first pick's size again, whose own late
+entry undid the second pick... a loop between the two sizes. Now a late entry only shows the wrong
+label for a moment: the second pick's size lands after it and the dropdown follows it (page events
+land in the order they fired).
 """
 
 from __future__ import annotations
@@ -72,13 +81,17 @@ def _choices_of(component: Any) -> Any:
 
 
 def resolution_apply_js() -> str:
-    """Client-side, on a pick: the entry's width and height; the tab's own for none or an unknown entry."""
+    """Client-side, on a pick: the entry's width and height; for none or an unknown entry, no change
+    (an empty update, not the values read when the event fired: those may be old when it lands)."""
     table = {r.label: [r.width, r.height] for r in FOOOCUS_RESOLUTIONS}
-    return f"(label, width, height) => ({json.dumps(table, ensure_ascii=False)})[label] || [width, height]"
+    keep = '[{"__type__": "update"}, {"__type__": "update"}]'
+    return f"(label) => ({json.dumps(table, ensure_ascii=False)})[label] || {keep}"
 
 
 def resolution_sync_js() -> str:
-    """Client-side: the dropdown shows the table's entry for the tab's width and height, or nothing."""
+    """Client-side: the dropdown shows the table's entry for the tab's width and height, or nothing.
+    Written on every size change, even when the dropdown shows it already: the entry for the last
+    size must land last, after any late one (an entry written never sets the size: see the wiring)."""
     table = {f"{r.width}x{r.height}": r.label for r in FOOOCUS_RESOLUTIONS}
     return f"(width, height) => ({json.dumps(table, ensure_ascii=False)})[Math.round(width) + 'x' + Math.round(height)] || null"
 
@@ -115,14 +128,14 @@ def build_defaults_row(
     tooltips[elem_id("performance")] = PERFORMANCE_HELP
     tooltips[elem_id("resolution")] = RESOLUTION_HELP
     steps = host_controls.get("steps")
-    # No server round trip for these (see the module's docstring): page-only events. The dropdown
-    # following the size (below) fires its `change` too; the pick's code then returns the same size.
-    # (Not `select`: gradio 4.40 can hand a select event's code the value from before the pick.)
+    # No server round trip for these (see the module's docstring): page-only events. The size is
+    # set on the user's pick only (`input`), never on a value the size sync (below) or the defaults
+    # button wrote: a late sync can no longer set an old pick's size again. (Not `select`: gradio
+    # 4.40 can hand a select event's code the value from before the pick; `input` fires with `change`.)
     if steps is not None:
         performance.change(fn=None, inputs=[performance], outputs=[steps], **js_kwarg(performance_steps_js()))
     if width is not None and height is not None:
-        resolution.change(fn=None, inputs=[resolution, width, height], outputs=[width, height],
-                          **js_kwarg(resolution_apply_js()))
+        resolution.input(fn=None, inputs=[resolution], outputs=[width, height], **js_kwarg(resolution_apply_js()))
         for size in (width, height):
             size.change(fn=None, inputs=[width, height], outputs=[resolution], **js_kwarg(resolution_sync_js()))
     return {"button": button, "performance": performance, "resolution": resolution, "note": note,

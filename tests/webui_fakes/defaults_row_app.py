@@ -4,7 +4,13 @@ plot with the three Fooocus sliders it reads, and a "busy" button whose event ho
 worker for a while (as the WebUI's own events or a generation do). The page needs
 javascript/fooocus_ui.js injected (the WebUI adds it; the test does).
 
-    python tests/webui_fakes/defaults_row_app.py PORT      # prints READY when it serves
+    python tests/webui_fakes/defaults_row_app.py PORT [--gated]   # prints READY when it serves
+
+`--gated`: the row's page-only events go through a gate the test controls — while the page sets
+`window.fooocusTestGate = {holding: true, held: []}`, each event computes its result at once (from
+the values it was given) but hands it to gradio only when the test calls its `resume` (`held`:
+`{result, resume}` in the order they were computed). That is a slow page made deterministic: an event's result lands late, after what the user
+did meanwhile (on gradio 4 a page-only result lands a few animation frames after it was computed).
 """
 
 from __future__ import annotations
@@ -24,7 +30,19 @@ from lib_fooocus.webui.ui import gradio_major, js_kwarg
 BUSY_SECONDS = 6.0
 
 
-def build() -> gr.Blocks:
+def gated(js_kwarg):
+    """`js_kwarg` whose code hands its result over only when the page's test gate lets it (see above)."""
+
+    def wrap(code: str) -> dict[str, str]:
+        return js_kwarg("async (...args) => { const result = await (" + code + ")(...args); "
+                        "const gate = window.fooocusTestGate; "
+                        "if (gate && gate.holding) await new Promise(resume => gate.held.push({result, resume})); "
+                        "return result; }")
+
+    return wrap
+
+
+def build(row_js_kwarg=js_kwarg) -> gr.Blocks:
     with gr.Blocks(analytics_enabled=False) as demo:
         with gr.Row():
             width = gr.Slider(minimum=64, maximum=2048, step=8, label="Width", value=512, elem_id="txt2img_width")
@@ -36,7 +54,7 @@ def build() -> gr.Blocks:
         busy.click(fn=lambda: time.sleep(BUSY_SECONDS) or "done", inputs=[], outputs=[busy_done])
         row = ui_tools.build_defaults_row(gr, lambda name: "script_txt2img_fooocus_" + name,
                                           {"steps": steps, "width": width, "height": height}, {}, list,
-                                          js_kwarg, {})
+                                          row_js_kwarg, {})
         ui_tools.wire_defaults(gr, row)
         fooocus = {name: gr.Slider(minimum=0, maximum=30, step=0.01, value=value, label=name,
                                    elem_id="script_txt2img_fooocus_" + name)
@@ -47,7 +65,7 @@ def build() -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    app = build()
+    app = build(gated(js_kwarg) if "--gated" in sys.argv[2:] else js_kwarg)
     app.queue(**({"default_concurrency_limit": 1} if gradio_major() >= 4 else {"concurrency_count": 1}))
     app.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=True, show_error=True)
     print("READY", flush=True)

@@ -232,9 +232,10 @@ def _tools(demo, deps, script, by_id) -> dict:
     raw = demo.get_config_file()["dependencies"]
 
     def page_only(name):
-        """The events of our control `name` as the page gets them: inputs, outputs, code, server fn."""
-        return [{"inputs": ids(i, "inputs"), "outputs": ids(i, "outputs"), "js": raw[i].get("js"),
-                 "backend": raw[i].get("backend_fn")}
+        """The events of our control `name` as the page gets them: which event (change, input…),
+        inputs, outputs, code, server fn."""
+        return [{"event": _event_name(raw[i]), "inputs": ids(i, "inputs"), "outputs": ids(i, "outputs"),
+                 "js": raw[i].get("js"), "backend": raw[i].get("backend_fn")}
                 for i, d in enumerate(deps) if any(by_id.get(t) == script.elem_id(name) for t in d["targets"])]
 
     out["performance"] = page_only("performance")
@@ -292,6 +293,14 @@ def _starts_open(module, gr, fakes) -> dict:
         # a page-load event puts True into the input, through gradio, without a backend call
         "load_sets_on": [(d.get("js") or d.get("frontend_fn"), d.get("backend_fn")) for d in on_load],
     }
+
+
+def _event_name(dependency: dict) -> str | None:
+    """The event of a single-trigger dependency: gradio 4 names it in each target, gradio 3 once."""
+    targets = dependency.get("targets") or []
+    if targets and isinstance(targets[0], (list, tuple)):
+        return targets[0][1]
+    return dependency.get("trigger")
 
 
 def _is_load(dependency: dict) -> bool:
