@@ -461,8 +461,13 @@ def test_several_rows_use_packed_weights_built_once_and_equal_to_the_forward(eng
     _hidden_states_against_forward(engine, lively_model, decoder)
     assert built == [3] and decoder._packed is not None  # this torch packs (oneDNN on the CPU)
     assert len(decoder._packed.packed) == len(decoder.layers)
+    products = []
+    original_product = gpt2_decoder.PackedWeights.product
+    monkeypatch.setattr(gpt2_decoder.PackedWeights, "product",
+                        lambda self, bias, x, weight: products.append(len(x)) or original_product(self, bias, x, weight))
     _hidden_states_against_forward(engine, lively_model, decoder)
     assert built == [3]  # reused, not packed again
+    assert products == [3] * (4 * len(decoder.layers) * 3)  # every product of the 3 steps, none in the prompt
 
 
 def test_packed_weights_that_disagree_are_not_used(lively_model, monkeypatch):

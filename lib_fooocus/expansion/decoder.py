@@ -222,10 +222,7 @@ class Gpt2Decoder:
         import torch
 
         normed = torch.nn.functional.layer_norm(hidden, (self.width,), *layer.ln_1, self.eps)
-        if packed is None:
-            qkv = torch.addmm(layer.attn_bias, normed, layer.attn_weight)
-        else:
-            qkv = self._packed.product(layer.attn_bias, normed, packed[0])  # type: ignore[union-attr]
+        qkv = self._product(layer.attn_bias, normed, layer.attn_weight, packed and packed[0])
         split = qkv.view(rows, count, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, rows, heads, count, d)
         return split[0], split[1:]
 
@@ -233,17 +230,20 @@ class Gpt2Decoder:
         """Attention output projection, residual, MLP, residual; `hidden` is (n, E), updated in place."""
         import torch
 
-        gelu = torch.nn.functional.gelu
-        if packed is None:
-            hidden = hidden.add_(torch.addmm(layer.proj_bias, attended, layer.proj_weight))
-            normed = torch.nn.functional.layer_norm(hidden, (self.width,), *layer.ln_2, self.eps)
-            inner = gelu(torch.addmm(layer.fc_bias, normed, layer.fc_weight), approximate="tanh")
-            return hidden.add_(torch.addmm(layer.out_bias, inner, layer.out_weight))
-        product = self._packed.product  # type: ignore[union-attr]
-        hidden = hidden.add_(product(layer.proj_bias, attended, packed[1]))
+        product = self._product
+        hidden = hidden.add_(product(layer.proj_bias, attended, layer.proj_weight, packed and packed[1]))
         normed = torch.nn.functional.layer_norm(hidden, (self.width,), *layer.ln_2, self.eps)
-        inner = gelu(product(layer.fc_bias, normed, packed[2]), approximate="tanh")
-        return hidden.add_(product(layer.out_bias, inner, packed[3]))
+        inner = product(layer.fc_bias, normed, layer.fc_weight, packed and packed[2])
+        inner = torch.nn.functional.gelu(inner, approximate="tanh")
+        return hidden.add_(product(layer.out_bias, inner, layer.out_weight, packed and packed[3]))
+
+    def _product(self, bias: Any, x: Any, weight: Any, packed_weight: Any) -> Any:
+        """bias + x @ weight: `addmm`, or the packed copy's product where the step has one."""
+        import torch
+
+        if packed_weight is None:
+            return torch.addmm(bias, x, weight)
+        return self._packed.product(bias, x, packed_weight)  # type: ignore[union-attr]
 
     def _final_norm(self, hidden: Any) -> Any:
         import torch
