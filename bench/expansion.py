@@ -168,25 +168,15 @@ def products_only(engine, new_tokens: int, rows: int) -> None:
     import torch
 
     decoder = engine._decoder
-    width = decoder.width
-    packed = decoder.packed_weights(rows) if rows > 1 else None  # what the loop multiplies with
     with torch.inference_mode():
-        narrow = torch.randn(rows, width)
-        wide = torch.randn(rows, decoder.layers[0].fc_weight.shape[1])
+        first = decoder.layers[0]
+        inputs = {size: torch.randn(rows, size) for size in (first.fc_weight.shape[0], first.out_weight.shape[0])}
+        layer_packs = decoder.packs_for(rows)  # what the loop multiplies with
         for _ in range(new_tokens):
-            for index, layer in enumerate(decoder.layers):
-                if packed is None:
-                    torch.addmm(layer.attn_bias, narrow, layer.attn_weight)
-                    torch.addmm(layer.proj_bias, narrow, layer.proj_weight)
-                    torch.addmm(layer.fc_bias, narrow, layer.fc_weight)
-                    torch.addmm(layer.out_bias, wide, layer.out_weight)
-                else:
-                    attn, proj, fc, out = packed.packed[index]
-                    packed.product(layer.attn_bias, narrow, attn)
-                    packed.product(layer.proj_bias, narrow, proj)
-                    packed.product(layer.fc_bias, narrow, fc)
-                    packed.product(layer.out_bias, wide, out)
-            torch.nn.functional.linear(narrow, engine._allowed_head)
+            for layer, packs in zip(decoder.layers, layer_packs):
+                for weight, bias, packed_weight in zip(layer.weights(), layer.biases(), packs or (None,) * 4):
+                    decoder._product(bias, inputs[weight.shape[0]], weight, packed_weight)
+            torch.nn.functional.linear(inputs[decoder.width], engine._allowed_head)
 
 
 def scheduler_wait() -> float:

@@ -384,17 +384,7 @@ def test_decoder_hidden_states_equal_the_model_forward(engine):
     each row's whole sequence, to float32 rounding."""
     from lib_fooocus.expansion.decoder import Gpt2Decoder
 
-    decoder = Gpt2Decoder(engine.model)
-    prompt_ids = engine.encode("a photo of the cat,")
-    rows_tokens = [[5, 17, 9], [40, 2, 33]]  # each row feeds its own tokens after the shared prompt
-    with torch.inference_mode():
-        prompt_state = decoder.prefill(prompt_ids, rows=2, total=len(prompt_ids) + 3)
-        states = [decoder.step(torch.tensor([row[i] for row in rows_tokens])) for i in range(3)]
-        for row, tokens in enumerate(rows_tokens):
-            full = engine.model.transformer(input_ids=torch.tensor([prompt_ids + tokens])).last_hidden_state[0]
-            torch.testing.assert_close(prompt_state[0], full[len(prompt_ids) - 1], atol=1e-5, rtol=1e-5)
-            for i, state in enumerate(states):
-                torch.testing.assert_close(state[row], full[len(prompt_ids) + i], atol=1e-5, rtol=1e-5)
+    _hidden_states_against_forward(engine, engine.model, Gpt2Decoder(engine.model))
 
 
 def test_decoder_only_for_the_plain_gpt2_block(engine, exact_engine):
@@ -437,11 +427,12 @@ def _hidden_states_against_forward(engine, model, decoder):
     prompt_ids = engine.encode("a photo of the cat,")
     rows_tokens = [[5, 17, 9], [40, 2, 33], [7, 7, 1]]
     with torch.inference_mode():
-        decoder.prefill(prompt_ids, rows=3, total=len(prompt_ids) + 3)
+        prompt_state = decoder.prefill(prompt_ids, rows=3, total=len(prompt_ids) + 3)
         states = [decoder.step(torch.tensor([row[i] for row in rows_tokens])) for i in range(3)]
         decoder.release()
         for row, tokens in enumerate(rows_tokens):
             full = model.transformer(input_ids=torch.tensor([prompt_ids + tokens])).last_hidden_state[0]
+            torch.testing.assert_close(prompt_state[0], full[len(prompt_ids) - 1], atol=1e-5, rtol=1e-5)
             for i, state in enumerate(states):
                 torch.testing.assert_close(state[row], full[len(prompt_ids) + i], atol=1e-5, rtol=1e-5)
 

@@ -64,6 +64,13 @@ class _Layer:
     out_weight: Any
     out_bias: Any
 
+    def weights(self) -> tuple[Any, Any, Any, Any]:
+        """The four products' weights, in `PackedWeights.packed` order."""
+        return self.attn_weight, self.proj_weight, self.fc_weight, self.out_weight
+
+    def biases(self) -> tuple[Any, Any, Any, Any]:
+        return self.attn_bias, self.proj_bias, self.fc_bias, self.out_bias
+
 
 # A packed product must agree with addmm to this fraction of the result's largest magnitude (float32
 # reassociation over 3072 terms stays near 1e-6; a wrong weight or layout is off by order 1).
@@ -91,7 +98,7 @@ class PackedWeights:
         try:
             reorder = torch.ops.mkldnn._reorder_linear_weight
             packed = [
-                tuple(reorder(weight.t().contiguous(), rows) for weight in _weights(layer))
+                tuple(reorder(weight.t().contiguous(), rows) for weight in layer.weights())
                 for layer in layers
             ]
             instance = cls(packed)  # type: ignore[arg-type]
@@ -113,7 +120,7 @@ class PackedWeights:
         import torch
 
         generator = torch.Generator().manual_seed(0)
-        for weight, bias, packed_weight in zip(_weights(layer), _biases(layer), self.packed[0]):
+        for weight, bias, packed_weight in zip(layer.weights(), layer.biases(), self.packed[0]):
             x = torch.randn((rows, weight.shape[0]), generator=generator)
             expected = torch.addmm(bias, x, weight)
             got = self.product(bias, x, packed_weight)
@@ -121,14 +128,6 @@ class PackedWeights:
             if got.shape != expected.shape or float((got - expected).abs().max()) > _PACKED_CHECK_TOLERANCE * scale:
                 return False
         return True
-
-
-def _weights(layer: _Layer) -> tuple[Any, Any, Any, Any]:
-    return layer.attn_weight, layer.proj_weight, layer.fc_weight, layer.out_weight
-
-
-def _biases(layer: _Layer) -> tuple[Any, Any, Any, Any]:
-    return layer.attn_bias, layer.proj_bias, layer.fc_bias, layer.out_bias
 
 
 class Gpt2Decoder:
@@ -174,8 +173,7 @@ class Gpt2Decoder:
         count = len(prompt_ids)
         hidden = self.token_embedding[ids] + self.position_embedding[:count]  # (T, E)
         self._caches = [hidden.new_empty((2, rows, self.heads, total, self.head_dim)) for _ in self.layers]
-        packed = self.packed_weights(rows) if rows > 1 else None
-        self._step_packed = packed.packed if packed is not None else [None] * len(self.layers)
+        self._step_packed = self.packs_for(rows)
         for layer, cache in zip(self.layers, self._caches):
             query, key_value = self._project_qkv(layer, hidden, 1, count)
             cache[:, :, :, :count] = key_value
@@ -206,6 +204,12 @@ class Gpt2Decoder:
     def release(self) -> None:
         """Drops the cache (it can be tens of MB for a long prompt and a big batch); packed weights stay."""
         self._caches, self._length, self._step_packed = [], 0, []
+
+    def packs_for(self, rows: int) -> list[Any]:
+        """Per layer, the packed weights that products of `rows` rows use, or None (`addmm`): one row,
+        or no packing here."""
+        packed = self.packed_weights(rows) if rows > 1 else None
+        return list(packed.packed) if packed is not None else [None] * len(self.layers)
 
     def packed_weights(self, rows: int) -> PackedWeights | None:
         """The packed copy for batches: built by the first batch (once, whatever its outcome)."""
